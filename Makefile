@@ -1,0 +1,36 @@
+# Entry points: `make demo`, `make test`, `make lab`. Each bootstraps .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lab lint clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: an unpinned resolve pulls the multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m replicantface generate --out outputs/demo --count 8 --seed 0 --quality preview
+	$(PY) -m replicantface sheet outputs/demo --out outputs/demo/contact_sheet.png
+	@echo "Dataset: outputs/demo   Contact sheet: outputs/demo/contact_sheet.png"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+lab: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,lab]'
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check replicantface tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from replicantface.cli import main
+
+raise SystemExit(main())

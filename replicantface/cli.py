@@ -1,0 +1,135 @@
+"""Command line: ``replicantface generate | sheet``.
+
+Bad input (a bad count, an unknown preset, an unwritable folder, a bad config value) prints one
+line naming the problem and exits with code 2 before anything is written. I/O failures while
+generating (a full disk) exit with code 1; completed samples stay valid and a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from replicantface.config import QUALITY, ConfigError, available_presets, load_config, load_preset
+
+EXIT_USAGE = 2
+EXIT_IO = 1
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported with exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="replicantface", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="render a dataset of labelled faces")
+    g.add_argument("--out", required=True, type=Path, help="output folder")
+    g.add_argument("--count", required=True, type=int, help="number of samples")
+    g.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    g.add_argument("--start", type=int, default=0, help="first sample index (default 0)")
+    g.add_argument("--preset", default="default",
+                   help=f"randomization preset: {', '.join(available_presets())}")
+    g.add_argument("--config", type=Path, help="TOML file with randomizer settings (overrides --preset)")
+    g.add_argument("--quality", default="preview", help=f"render quality: {', '.join(QUALITY)}")
+    g.add_argument("--resolution", type=int, help="image side in pixels (default: the quality's)")
+    g.add_argument("--cpu", action="store_true", help="render on the CPU even if a GPU is present")
+
+    s = sub.add_parser("sheet", help="contact sheet of a dataset with the labels drawn")
+    s.add_argument("dataset", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--columns", type=int, default=4)
+    s.add_argument("--tile", type=int, default=320)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return cmd_generate(args)
+        if args.command == "sheet":
+            return cmd_sheet(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"replicantface {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"replicantface {args.command}: error: {reason}{where}", file=sys.stderr)
+        return EXIT_IO
+    return EXIT_USAGE
+
+
+def check_writable_dir(path: Path) -> None:
+    """Create ``path`` if needed and prove a file can be written there, or raise UsageError."""
+    existed = path.exists()
+    if existed and not path.is_dir():
+        raise UsageError(f"--out {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write_probe_")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if not existed and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise UsageError(f"--out {path} is not writable ({exc.strerror or exc})") from exc
+
+
+def cmd_generate(args) -> int:
+    if args.count < 1:
+        raise UsageError(f"--count must be at least 1, got {args.count}")
+    if args.start < 0:
+        raise UsageError(f"--start must be 0 or more, got {args.start}")
+    if args.quality not in QUALITY:
+        raise UsageError(f"unknown --quality {args.quality!r}; choose from {', '.join(QUALITY)}")
+    if args.resolution is not None and not 32 <= args.resolution <= 4096:
+        raise UsageError(f"--resolution must be in [32, 4096], got {args.resolution}")
+    cfg = load_config(args.config) if args.config else load_preset(args.preset)
+    check_writable_dir(args.out)
+
+    from tqdm import tqdm
+
+    from replicantface import dataset
+    from replicantface.generate import Generator
+
+    gen = Generator(cfg, quality=args.quality, resolution=args.resolution, use_gpu=not args.cpu)
+    meta = dataset.dataset_metadata(cfg.to_dict(), args.quality, gen.resolution, args.seed)
+    try:
+        dataset.write_metadata(args.out, meta)
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from exc
+    indices = range(args.start, args.start + args.count)
+    todo = [i for i in indices if not dataset.is_complete(args.out, dataset.stem(i))]
+    skipped = len(indices) - len(todo)
+    t0 = time.perf_counter()
+    render_s = 0.0
+    for index in tqdm(todo, desc=f"rendering ({gen.device})", unit="face"):
+        sample = gen.render(gen.params(args.seed, index))
+        dataset.write_sample(args.out, dataset.stem(index), sample.rgb, sample.mask, sample.labels)
+        render_s += sample.timings["render_s"]
+    total = time.perf_counter() - t0
+    done = len(todo)
+    per = f", {total / done:.1f} s/face ({render_s / max(total, 1e-9):.0%} in Cycles)" if done else ""
+    print(f"{done} rendered, {skipped} already complete -> {args.out}{per}")
+    return 0
+
+
+def cmd_sheet(args) -> int:
+    from replicantface.overlay import dataset_sheet
+
+    if not args.dataset.is_dir():
+        raise UsageError(f"dataset folder not found: {args.dataset}")
+    try:
+        out = dataset_sheet(args.dataset, args.out, columns=args.columns, tile=args.tile)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"contact sheet -> {out}")
+    return 0

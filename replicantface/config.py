@@ -1,0 +1,135 @@
+"""Generator configuration: quality presets and randomizer presets, loaded from TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replicantface.appearance import AppearanceConfig
+from replicantface.camera import CameraConfig
+from replicantface.expression import ExpressionConfig
+from replicantface.identity import IdentityConfig
+from replicantface.lighting import LightingConfig
+from replicantface.pose import PoseConfig
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+DEFAULT_RESOLUTION = 640
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    name: str
+    samples: int
+    adaptive_threshold: float
+    denoise: bool
+    max_bounces: int
+    resolution: int
+
+
+QUALITY = {
+    "test": QualityPreset("test", samples=4, adaptive_threshold=0.0, denoise=False, max_bounces=2,
+                          resolution=96),
+    "preview": QualityPreset("preview", samples=16, adaptive_threshold=0.05, denoise=True,
+                             max_bounces=4, resolution=DEFAULT_RESOLUTION),
+    "final": QualityPreset("final", samples=64, adaptive_threshold=0.01, denoise=True,
+                           max_bounces=8, resolution=DEFAULT_RESOLUTION),
+}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Every randomizer's settings. Loaded from assets/presets/<name>.toml or a user file."""
+
+    preset: str = "default"
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    expression: ExpressionConfig = field(default_factory=ExpressionConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    lighting: LightingConfig = field(default_factory=LightingConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(GeneratorConfig) if f.name != "preset"}
+
+# Allowed ranges of numeric fields; anything else only has to have the right type.
+_RANGES = {
+    "age_years_min": (0.0, 90.0), "age_years_max": (0.0, 90.0),
+    "face_change_std": (0.0, 1.0), "symmetric_change_prob": (0.0, 1.0),
+    "neutral_prob": (0.0, 1.0), "preset_prob": (0.0, 1.0),
+    "extra_weight_max": (0.0, 1.0), "extra_actions_max": (0, 20),
+    "head_yaw_deg": (0.0, 180.0), "head_pitch_deg": (0.0, 90.0), "head_roll_deg": (0.0, 90.0),
+    "camera_heading_deg": (0.0, 180.0), "camera_pitch_deg": (0.0, 80.0),
+    "head_beta_a": (0.05, 100.0), "camera_beta_a": (0.05, 100.0),
+    "face_fraction_min": (0.05, 1.0), "face_fraction_max": (0.05, 1.0),
+    "fstop_min": (0.5, 64.0), "fstop_max": (0.5, 64.0), "shift_max": (0.0, 0.5),
+    "gaze_yaw_deg_max": (0.0, 45.0), "gaze_pitch_deg_max": (0.0, 40.0),
+}
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name: str) -> GeneratorConfig:
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
+    return load_config(path, preset_name=name)
+
+
+def load_config(path: Path, preset_name: str | None = None) -> GeneratorConfig:
+    """Parse and validate a TOML config file into a GeneratorConfig."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_dict(data, preset_name or path.stem, source=str(path))
+
+
+def config_from_dict(data: dict, name: str, source: str = "config") -> GeneratorConfig:
+    sections = {}
+    for key, value in data.items():
+        if key not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{key}]; allowed: {', '.join(_SECTIONS)}")
+        cls = _SECTIONS[key].default_factory
+        sections[key] = _build_section(cls, value, f"{source}: [{key}]")
+    return GeneratorConfig(preset=name, **sections)
+
+
+def _build_section(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    clean = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(fields)}")
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            value = tuple(value) if isinstance(value, list) else value
+            if not isinstance(value, tuple) or not all(isinstance(v, (int, float)) for v in value):
+                raise ConfigError(f"{where}: {key} must be a list of numbers")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: {key} must be true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}: {key} must be a number")
+            lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
+            if not lo <= value <= hi:
+                raise ConfigError(f"{where}: {key} = {value} is out of range [{lo}, {hi}]")
+        clean[key] = value
+    return cls(**clean)

@@ -1,0 +1,100 @@
+"""Expression: the 52 ARKit facial actions, and gaze. Pure numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# anny's facial action labels, in its order (ARKit blendshape names).
+FACIAL_ACTIONS = (
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
+    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
+    "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
+    "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft",
+    "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft",
+    "noseSneerRight", "tongueOut",
+)
+
+# Named expressions: action -> weight. Used by the sampler and the workbench.
+PRESETS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4,
+              "cheekSquintRight": 0.4, "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
+    "surprise": {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8,
+                 "eyeWideLeft": 0.7, "eyeWideRight": 0.7, "jawOpen": 0.45},
+    "talking": {"jawOpen": 0.3, "mouthFunnel": 0.2, "mouthLowerDownLeft": 0.3,
+                "mouthLowerDownRight": 0.3, "mouthUpperUpLeft": 0.2, "mouthUpperUpRight": 0.2},
+    "eyes_closed": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0},
+    "frown": {"browDownLeft": 0.8, "browDownRight": 0.8, "mouthFrownLeft": 0.7,
+              "mouthFrownRight": 0.7, "noseSneerLeft": 0.3, "noseSneerRight": 0.3},
+    "pucker": {"mouthPucker": 0.9, "mouthFunnel": 0.3},
+    "open_mouth": {"jawOpen": 0.8, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3},
+    "tongue": {"jawOpen": 0.5, "tongueOut": 0.8},
+}
+
+# Gaze drives these actions so the eyelids follow the eyeballs.
+_GAZE_ACTIONS = {a for a in FACIAL_ACTIONS if a.startswith("eyeLook")}
+_RANDOM_ACTIONS = tuple(a for a in FACIAL_ACTIONS if a not in _GAZE_ACTIONS)
+
+
+@dataclass(frozen=True)
+class ExpressionConfig:
+    neutral_prob: float = 0.15
+    preset_prob: float = 0.5
+    extra_actions_max: int = 3
+    extra_weight_max: float = 0.6
+    gaze_yaw_deg_max: float = 25.0
+    gaze_pitch_deg_max: float = 18.0
+
+
+@dataclass(frozen=True)
+class ExpressionParams:
+    """weights: action name -> [0, 1]; gaze yaw/pitch of both eyes relative to the head, degrees.
+
+    +gaze_yaw_deg looks toward the subject's left, +gaze_pitch_deg looks up.
+    """
+
+    weights: dict
+    gaze_yaw_deg: float
+    gaze_pitch_deg: float
+
+    def vector(self) -> np.ndarray:
+        """(52,) weights in FACIAL_ACTIONS order, gaze-driven lid actions included."""
+        return np.array([self.all_weights().get(a, 0.0) for a in FACIAL_ACTIONS], dtype=np.float32)
+
+    def all_weights(self) -> dict[str, float]:
+        w = dict(self.weights)
+        # ARKit eyeLook*: Left/Right are the subject's eyes; "In" is toward the nose.
+        toward_left = max(self.gaze_yaw_deg, 0.0) / 30.0
+        toward_right = max(-self.gaze_yaw_deg, 0.0) / 30.0
+        up = max(self.gaze_pitch_deg, 0.0) / 25.0
+        down = max(-self.gaze_pitch_deg, 0.0) / 25.0
+        w.update(eyeLookOutLeft=toward_left, eyeLookInRight=toward_left,
+                 eyeLookOutRight=toward_right, eyeLookInLeft=toward_right,
+                 eyeLookUpLeft=up, eyeLookUpRight=up, eyeLookDownLeft=down, eyeLookDownRight=down)
+        return {k: float(min(v, 1.0)) for k, v in w.items() if v > 0}
+
+
+def sample_expression(rng: np.random.Generator, cfg: ExpressionConfig) -> ExpressionParams:
+    """A neutral face, a scaled preset, or sparse random actions; plus a random gaze."""
+    weights: dict[str, float] = {}
+    u = rng.random()
+    if u >= cfg.neutral_prob:
+        if u < cfg.neutral_prob + cfg.preset_prob:
+            names = sorted(k for k in PRESETS if k != "neutral")
+            preset = PRESETS[names[rng.integers(len(names))]]
+            scale = rng.uniform(0.4, 1.0)
+            weights.update({k: v * scale for k, v in preset.items()})
+        for _ in range(rng.integers(0, cfg.extra_actions_max + 1)):
+            action = _RANDOM_ACTIONS[rng.integers(len(_RANDOM_ACTIONS))]
+            weights[action] = min(1.0, weights.get(action, 0.0) + rng.uniform(0.1, cfg.extra_weight_max))
+    gaze_yaw = cfg.gaze_yaw_deg_max * (2.0 * rng.beta(2, 2) - 1.0)
+    gaze_pitch = cfg.gaze_pitch_deg_max * (2.0 * rng.beta(2, 2) - 1.0)
+    return ExpressionParams({k: round(float(v), 6) for k, v in weights.items()},
+                            float(gaze_yaw), float(gaze_pitch))

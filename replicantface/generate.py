@@ -1,0 +1,201 @@
+"""One sample from (seed, index): sample params, evaluate the human, render, compute labels.
+
+Sampling is pure (``sample_params``); ``Generator`` owns the anny model and the Blender scene
+and turns params into a rendered ``Sample``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from replicantface import labels
+from replicantface.appearance import AppearanceParams, sample_appearance
+from replicantface.camera import CameraParams, orbit_camera_to_world, sample_camera
+from replicantface.classes import FACE_SKIN_CLASSES
+from replicantface.config import QUALITY, GeneratorConfig
+from replicantface.expression import ExpressionParams, sample_expression
+from replicantface.identity import IdentityParams, face_change_labels, sample_identity
+from replicantface.lighting import LightingParams, builtin_hdris, sample_lighting
+from replicantface.pose import PoseParams, sample_pose
+from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
+
+# Each randomizer gets its own child stream of SeedSequence([seed, index]), in this order.
+_STREAMS = ("identity", "expression", "pose", "camera", "appearance", "lighting")
+OCCLUSION_TOLERANCE_M = 0.002
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    seed: int
+    index: int
+    identity: IdentityParams
+    expression: ExpressionParams
+    pose: PoseParams
+    camera: CameraParams
+    appearance: AppearanceParams
+    lighting: LightingParams
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: list[str],
+                  hdri_names: list[str]) -> SampleParams:
+    """Every random choice of one sample; depends only on (seed, index) and the config."""
+    streams = np.random.SeedSequence([seed, index]).spawn(len(_STREAMS))
+    rng = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, streams)}
+    identity = sample_identity(rng["identity"], cfg.identity, change_labels)
+    return SampleParams(
+        seed=seed,
+        index=index,
+        identity=identity,
+        expression=sample_expression(rng["expression"], cfg.expression),
+        pose=sample_pose(rng["pose"], cfg.pose),
+        camera=sample_camera(rng["camera"], cfg.camera),
+        appearance=sample_appearance(rng["appearance"], cfg.appearance, identity.age_years),
+        lighting=sample_lighting(rng["lighting"], cfg.lighting, hdri_names),
+    )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A rendered sample: image, mask and the label arrays written to ``{stem}.npz``."""
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    labels: dict
+    params: SampleParams
+    timings: dict
+
+
+class Generator:
+    """Builds the anny model and the Blender scene once; renders samples from params."""
+
+    def __init__(self, cfg: GeneratorConfig, quality: str = "preview", resolution: int | None = None,
+                 use_gpu: bool = True) -> None:
+        from replicantface import scene as scene_layer
+        from replicantface.human import HumanModel
+
+        self.cfg = cfg
+        self.quality = QUALITY[quality]
+        self.resolution = int(resolution or self.quality.resolution)
+        self.human = HumanModel()
+        self.change_labels = face_change_labels(self.human.local_change_labels)
+        self.hdris = {p.name: p for p in builtin_hdris()}
+        self._scene = scene_layer
+        self.handles = scene_layer.build_scene(self.human)
+        self.device = scene_layer.enable_gpu(self.handles) if use_gpu else "CPU"
+        scene_layer.apply_quality(self.handles, self.quality, self.resolution)
+
+    def params(self, seed: int, index: int) -> SampleParams:
+        return sample_params(seed, index, self.cfg, self.change_labels, sorted(self.hdris))
+
+    def render(self, params: SampleParams) -> Sample:
+        t0 = time.perf_counter()
+        geo, teeth_v, teeth_f = self.pose_human(params)
+        target = geo.head_to_world[:3, 3]
+        cam = params.camera
+        cam_to_world = orbit_camera_to_world(target, params.pose.camera_heading_deg,
+                                             params.pose.camera_pitch_deg, cam.distance_m)
+        s = self._scene
+        s.apply_human(self.handles, geo.vertices, teeth_v, teeth_f, geo.eye_centres, geo.gaze_world)
+        s.apply_appearance(self.handles, params.appearance)
+        s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
+        s.apply_lighting(self.handles, params.lighting, self.hdris[params.lighting.hdri])
+        t1 = time.perf_counter()
+        result = s.render(self.handles)
+        t2 = time.perf_counter()
+        projection = s.camera_projection(self.handles)
+        label_arrays = compute_labels(self.human, geo, cam_to_world, projection, self.resolution,
+                                      result.seg, params)
+        t3 = time.perf_counter()
+        timings = {"scene_s": t1 - t0, "render_s": t2 - t1, "labels_s": t3 - t2}
+        return Sample(result.rgb, result.seg, label_arrays, params, timings)
+
+    def pose_human(self, params: SampleParams):
+        """Evaluate anny for the sample, plus the teeth that go with it (world frame)."""
+        ident = params.identity
+        expr = params.expression
+        pose = params.pose
+        head_rot = labels.rotation_from_pose_aflw(
+            np.radians([pose.head_pitch_deg, pose.head_yaw_deg, pose.head_roll_deg]))
+        from scipy.spatial.transform import Rotation
+
+        rotvec = Rotation.from_matrix(head_rot).as_rotvec()
+        phen = ident.phenotype_kwargs()
+        geo = self.human.evaluate(
+            phenotypes=phen,
+            local_changes=ident.local_changes,
+            expression=expr.all_weights(),
+            head_rotvec_body=rotvec,
+            gaze_yaw_pitch_rad=(np.radians(expr.gaze_yaw_deg), np.radians(expr.gaze_pitch_deg)),
+        )
+        rest = self.human.evaluate(phenotypes=phen, local_changes=ident.local_changes)
+        lm_idx = self.human.landmark_indices
+        rest_head = np.linalg.inv(rest.head_to_world)
+        lm_rest_head = labels.transform_points(rest_head, rest.vertices[lm_idx])
+        tv, tf, n_upper = teeth_in_head_frame(lm_rest_head)
+        tv_world_rest = labels.transform_points(rest.head_to_world, tv)
+        upper = labels.transform_points(geo.head_to_world @ rest_head, tv_world_rest[:n_upper])
+        jaw_idx = lm_idx[list(JAW_FIT_LANDMARKS)]
+        jaw = kabsch(rest.vertices[jaw_idx].astype(float), geo.vertices[jaw_idx].astype(float))
+        lower = labels.transform_points(jaw, tv_world_rest[n_upper:])
+        return geo, np.vstack([upper, lower]), tf
+
+
+def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray, resolution: int,
+                   mask: np.ndarray, params: SampleParams) -> dict:
+    """Label arrays of one sample (frames in labels.py and docs/labels.md)."""
+    world_to_cam = np.linalg.inv(cam_to_world)
+    modelview = world_to_cam @ geo.head_to_world
+    world_to_head = np.linalg.inv(geo.head_to_world)
+    res = (resolution, resolution)
+    lm_world = geo.vertices[human.landmark_indices].astype(np.float64)
+    lm_head = labels.transform_points(world_to_head, lm_world)
+    lm_2d, lm_depth = labels.project_points(lm_head, modelview, projection, res)
+    visible = landmark_visibility(geo.vertices, human.faces, cam_to_world[:3, 3], lm_world)
+    dense = labels.transform_points(world_to_head, geo.vertices[human.head_vertex_indices])
+    gaze_cam = geo.gaze_world @ world_to_cam[:3, :3].T
+    return {
+        "modelview": modelview,
+        "projection": projection,
+        "resolution": np.array(res, dtype=np.int32),
+        "vertices": dense.astype(np.float32),
+        "vertex_indices": human.head_vertex_indices.astype(np.int32),
+        "landmarks_3d": lm_head,
+        "landmarks_2d": lm_2d,
+        "landmarks_depth": lm_depth,
+        "landmarks_visible": visible,
+        "pose_aflw": labels.pose_aflw_from_rotation(modelview[:3, :3]),
+        "bbox_face": labels.bbox_from_mask(mask, tuple(int(c) for c in FACE_SKIN_CLASSES)),
+        "gaze": gaze_cam / np.linalg.norm(gaze_cam, axis=1, keepdims=True),
+        "expression": params.expression.vector(),
+        "seed": np.int64(params.seed),
+        "index": np.int64(params.index),
+        "params": np.array(params.to_json()),
+    }
+
+
+def landmark_visibility(vertices: np.ndarray, faces: np.ndarray, eye: np.ndarray,
+                        points: np.ndarray) -> np.ndarray:
+    """(N,) bool: the mesh does not hide the point from the camera centre ``eye`` (world)."""
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    tree = BVHTree.FromPolygons(vertices.tolist(), faces.tolist(), all_triangles=True)
+    out = np.zeros(len(points), dtype=bool)
+    origin = Vector(eye)
+    for i, p in enumerate(points):
+        direction = Vector(p) - origin
+        dist = direction.length
+        hit, _, _, hit_dist = tree.ray_cast(origin, direction.normalized(), dist + 1.0)
+        out[i] = hit is None or hit_dist >= dist - OCCLUSION_TOLERANCE_M
+    return out
+
+

@@ -1,0 +1,514 @@
+"""The only module that talks to bpy: build the scene once, apply params, render to numpy.
+
+Rendering: Cycles writes the beauty image (converted to AgX display space in the compositor)
+and the Material Index pass into one multilayer EXR in a private temp folder; ``render``
+reads both back as arrays. The index pass is not filtered, so every pixel gets exactly one
+class id (the material's ``pass_index``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from replicantface.appearance import AppearanceParams
+from replicantface.camera import SENSOR_MM, CameraParams
+from replicantface.classes import SegClass
+from replicantface.config import QualityPreset
+from replicantface.lighting import LightingParams
+
+# Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
+_SLOTS = {
+    "skin": (SegClass.SKIN, "skin"),
+    "nose": (SegClass.NOSE, "skin"),
+    "ear_r": (SegClass.RIGHT_EAR, "skin"),
+    "ear_l": (SegClass.LEFT_EAR, "skin"),
+    "neck": (SegClass.NECK, "skin"),
+    "lip_top": (SegClass.TOP_LIP, "lip"),
+    "lip_bottom": (SegClass.BOTTOM_LIP, "lip"),
+    "brow_r": (SegClass.RIGHT_BROW, "brow"),
+    "brow_l": (SegClass.LEFT_BROW, "brow"),
+    "eye_r": (SegClass.RIGHT_EYE, "eye_r"),
+    "eye_l": (SegClass.LEFT_EYE, "eye_l"),
+    "cornea_r": (SegClass.RIGHT_EYE, "cornea"),
+    "cornea_l": (SegClass.LEFT_EYE, "cornea"),
+    "socket_r": (SegClass.RIGHT_EYE, "socket"),
+    "socket_l": (SegClass.LEFT_EYE, "socket"),
+    "mouth": (SegClass.MOUTH_INTERIOR, "mouth"),
+    "tongue": (SegClass.MOUTH_INTERIOR, "tongue"),
+    "teeth": (SegClass.MOUTH_INTERIOR, "teeth"),
+    "clothing": (SegClass.CLOTHING, "cloth"),
+}
+
+
+@dataclass
+class SceneHandles:
+    """Everything the scene layer owns; built once per process by ``build_scene``."""
+
+    scene: bpy.types.Scene
+    human: bpy.types.Object
+    teeth: bpy.types.Object
+    camera: bpy.types.Object
+    world: bpy.types.World
+    materials: dict
+    shader_nodes: dict
+    exr_dir: Path
+    hdri_dir_images: dict
+
+
+_HANDLES: SceneHandles | None = None
+
+
+def build_scene(human_model) -> SceneHandles:
+    """Create (once) the scene: the human mesh, teeth, camera, world, compositor."""
+    global _HANDLES
+    if _HANDLES is not None:
+        return _HANDLES
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = False
+    scene.view_settings.view_transform = "AgX"
+    view_layer = scene.view_layers[0]
+    view_layer.use_pass_material_index = True
+    view_layer.use_pass_combined = True
+
+    materials, shader_nodes = _build_materials()
+    human = _build_human_object(human_model, materials)
+    teeth = _build_teeth_object(materials["teeth"])
+
+    cam_data = bpy.data.cameras.new("rf_camera")
+    cam_data.sensor_fit = "AUTO"
+    cam_data.sensor_width = SENSOR_MM
+    cam_data.clip_start = 0.01
+    cam_data.clip_end = 100.0
+    camera = bpy.data.objects.new("rf_camera", cam_data)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+
+    world = _build_world(scene)
+    exr_dir = Path(tempfile.mkdtemp(prefix="replicantface_render_"))
+    atexit.register(shutil.rmtree, exr_dir, True)
+    _build_compositor(scene, exr_dir)
+    _HANDLES = SceneHandles(scene, human, teeth, camera, world, materials, shader_nodes, exr_dir, {})
+    return _HANDLES
+
+
+def enable_gpu(handles: SceneHandles) -> str:
+    """Use OptiX or CUDA when present; returns the device type in use ('CPU' otherwise)."""
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for backend in ("OPTIX", "CUDA"):
+        try:
+            prefs.compute_device_type = backend
+        except TypeError:
+            continue
+        prefs.get_devices()
+        gpus = [d for d in prefs.devices if d.type == backend]
+        if gpus:
+            for d in prefs.devices:
+                d.use = d.type == backend
+            handles.scene.cycles.device = "GPU"
+            return backend
+    handles.scene.cycles.device = "CPU"
+    return "CPU"
+
+
+# ----------------------------------------------------------------------------------------------
+# Build helpers
+
+
+def _node(tree, idname, **inputs):
+    node = tree.nodes.new(idname)
+    for key, value in inputs.items():
+        node.inputs[key].default_value = value
+    return node
+
+
+def _principled(tree, **inputs):
+    return _node(tree, "ShaderNodeBsdfPrincipled", **inputs)
+
+
+def _new_material(name: str, pass_index: int):
+    mat = bpy.data.materials.new(name)
+    mat.pass_index = pass_index
+    tree = mat.node_tree
+    tree.nodes.clear()
+    out = tree.nodes.new("ShaderNodeOutputMaterial")
+    return mat, tree, out
+
+
+def _skin_shader(tree, nodes: dict, kind: str):
+    """Principled skin with SSS and pore bump; lips and brows tint it. Returns the BSDF."""
+    coord = tree.nodes.new("ShaderNodeTexCoord")
+    pores = _node(tree, "ShaderNodeTexNoise", Scale=900.0, Detail=2.0)
+    tree.links.new(coord.outputs["Object"], pores.inputs["Vector"])
+    bump = _node(tree, "ShaderNodeBump", Strength=0.08, Distance=0.0005)
+    tree.links.new(pores.outputs["Fac"], bump.inputs["Height"])
+    mottling = _node(tree, "ShaderNodeTexNoise", Scale=40.0, Detail=3.0)
+    tree.links.new(coord.outputs["Object"], mottling.inputs["Vector"])
+    base = _node(tree, "ShaderNodeRGB")
+    nodes.setdefault("skin_rgb", []).append(base)
+    redness = _node(tree, "ShaderNodeMix", Factor=0.0)
+    redness.data_type = "RGBA"
+    redness.blend_type = "MULTIPLY"
+    redness.inputs[7].default_value = (1.0, 0.75, 0.72, 1.0)
+    nodes.setdefault("redness", []).append(redness)
+    tree.links.new(base.outputs[0], redness.inputs[6])
+    mot = _node(tree, "ShaderNodeMix", Factor=0.12)
+    mot.data_type = "RGBA"
+    mot.blend_type = "OVERLAY"
+    tree.links.new(redness.outputs[2], mot.inputs[6])
+    tree.links.new(mottling.outputs["Color"], mot.inputs[7])
+    colour = mot.outputs[2]
+    if kind in ("lip", "brow"):
+        tint = _node(tree, "ShaderNodeMix", Factor=0.5 if kind == "lip" else 0.85)
+        tint.data_type = "RGBA"
+        tint.blend_type = "MULTIPLY" if kind == "lip" else "MIX"
+        tint.inputs[7].default_value = (0.75, 0.32, 0.32, 1.0)
+        if kind == "brow":
+            hair = _node(tree, "ShaderNodeRGB")
+            nodes.setdefault("brow_rgb", []).append(hair)
+            strands = _node(tree, "ShaderNodeTexWave", Scale=120.0, Distortion=6.0, Detail=4.0)
+            strands.wave_type = "BANDS"
+            tree.links.new(coord.outputs["Object"], strands.inputs["Vector"])
+            dens = _node(tree, "ShaderNodeMath", Value=0.35)
+            dens.operation = "GREATER_THAN"
+            tree.links.new(strands.outputs["Fac"], dens.inputs[0])
+            tree.links.new(dens.outputs[0], tint.inputs["Factor"])
+            tree.links.new(hair.outputs[0], tint.inputs[7])
+        tree.links.new(colour, tint.inputs[6])
+        colour = tint.outputs[2]
+    bsdf = _principled(tree, **{"Subsurface Weight": 0.25, "Subsurface Scale": 0.004, "IOR": 1.4,
+                                "Coat Weight": 0.15 if kind == "lip" else 0.0, "Coat Roughness": 0.2})
+    bsdf.subsurface_method = "BURLEY"
+    bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
+    nodes.setdefault("skin_bsdf", []).append(bsdf)
+    tree.links.new(colour, bsdf.inputs["Base Color"])
+    tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    return bsdf
+
+
+def _eye_shader(tree, nodes: dict, side: str):
+    """Sclera, iris and pupil from the angle between the shading point and the gaze axis.
+
+    The eye centre and gaze direction are per-sample node inputs, so the iris is exact at any
+    mesh resolution and turns with the eyeball.
+    """
+    geo = tree.nodes.new("ShaderNodeNewGeometry")
+    centre = _node(tree, "ShaderNodeCombineXYZ")
+    gaze = _node(tree, "ShaderNodeCombineXYZ")
+    nodes[f"eye_centre_{side}"] = centre
+    nodes[f"gaze_{side}"] = gaze
+    rel = _node(tree, "ShaderNodeVectorMath")
+    rel.operation = "SUBTRACT"
+    tree.links.new(geo.outputs["Position"], rel.inputs[0])
+    tree.links.new(centre.outputs[0], rel.inputs[1])
+    norm = _node(tree, "ShaderNodeVectorMath")
+    norm.operation = "NORMALIZE"
+    tree.links.new(rel.outputs[0], norm.inputs[0])
+    dot = _node(tree, "ShaderNodeVectorMath")
+    dot.operation = "DOT_PRODUCT"
+    tree.links.new(norm.outputs[0], dot.inputs[0])
+    tree.links.new(gaze.outputs[0], dot.inputs[1])
+    # cos(angle): 1 at the pupil centre. Ramp over cos: sclera < ~0.87 (30 deg) < iris < pupil.
+    ramp = tree.nodes.new("ShaderNodeValToRGB")
+    tree.links.new(dot.outputs["Value"], ramp.inputs["Fac"])
+    els = ramp.color_ramp.elements
+    els[0].position, els[0].color = 0.80, (0.78, 0.72, 0.68, 1.0)
+    els[1].position, els[1].color = 0.855, (0.05, 0.04, 0.03, 1.0)  # limbal ring
+    iris_in = els.new(0.87)
+    iris_out = els.new(0.965)
+    pupil = els.new(0.975)
+    pupil.color = (0.005, 0.005, 0.005, 1.0)
+    nodes[f"iris_{side}"] = (iris_in, iris_out)
+    streaks = _node(tree, "ShaderNodeTexNoise", Scale=900.0, Detail=6.0)
+    streaks.noise_dimensions = "3D"
+    tree.links.new(norm.outputs[0], streaks.inputs["Vector"])
+    vary = _node(tree, "ShaderNodeMix", Factor=0.35)
+    vary.data_type = "RGBA"
+    vary.blend_type = "OVERLAY"
+    tree.links.new(ramp.outputs["Color"], vary.inputs[6])
+    tree.links.new(streaks.outputs["Color"], vary.inputs[7])
+    bsdf = _principled(tree, Roughness=0.25, **{"Coat Weight": 1.0, "Coat Roughness": 0.02,
+                                                 "Coat IOR": 1.376})
+    tree.links.new(vary.outputs[2], bsdf.inputs["Base Color"])
+    return bsdf
+
+
+def _build_materials() -> tuple[dict, dict]:
+    materials, nodes = {}, {}
+    for slot, (seg_class, kind) in _SLOTS.items():
+        mat, tree, out = _new_material(f"rf_{slot}", int(seg_class))
+        if kind in ("skin", "lip", "brow"):
+            shader = _skin_shader(tree, nodes, kind)
+        elif kind in ("eye_r", "eye_l"):
+            shader = _eye_shader(tree, nodes, kind[-1])
+        elif kind == "cornea":
+            shader = _principled(tree, Roughness=0.0, IOR=1.376, Alpha=0.0,
+                                 **{"Coat Weight": 1.0, "Coat Roughness": 0.0})
+        elif kind == "socket":
+            shader = _principled(tree, **{"Base Color": (0.35, 0.12, 0.1, 1), "Roughness": 0.3})
+        elif kind == "mouth":
+            shader = _principled(tree, **{"Base Color": (0.18, 0.04, 0.04, 1), "Roughness": 0.35})
+        elif kind == "tongue":
+            shader = _principled(tree, **{"Base Color": (0.45, 0.12, 0.12, 1), "Roughness": 0.3,
+                                          "Subsurface Weight": 0.3, "Subsurface Scale": 0.003})
+        elif kind == "teeth":
+            shader = _principled(tree, **{"Base Color": (0.75, 0.70, 0.58, 1), "Roughness": 0.2,
+                                          "Subsurface Weight": 0.2, "Subsurface Scale": 0.001})
+        else:  # cloth
+            shader = _principled(tree, Roughness=0.85, **{"Sheen Weight": 0.4})
+            nodes["cloth_bsdf"] = shader
+            weave = _node(tree, "ShaderNodeTexNoise", Scale=3000.0, Detail=1.0)
+            bump = _node(tree, "ShaderNodeBump", Strength=0.15)
+            tree.links.new(weave.outputs["Fac"], bump.inputs["Height"])
+            tree.links.new(bump.outputs["Normal"], shader.inputs["Normal"])
+        tree.links.new(shader.outputs[0], out.inputs["Surface"])
+        materials[slot] = mat
+    return materials, nodes
+
+
+def _slot_of_face(human_model) -> np.ndarray:
+    """(F,) material slot index per mesh face, from the face classes and anny parts."""
+    slot_names = list(_SLOTS)
+    by_class = {
+        SegClass.SKIN: "skin", SegClass.NOSE: "nose", SegClass.RIGHT_EAR: "ear_r",
+        SegClass.LEFT_EAR: "ear_l", SegClass.NECK: "neck", SegClass.TOP_LIP: "lip_top",
+        SegClass.BOTTOM_LIP: "lip_bottom", SegClass.RIGHT_BROW: "brow_r",
+        SegClass.LEFT_BROW: "brow_l", SegClass.CLOTHING: "clothing",
+        SegClass.MOUTH_INTERIOR: "mouth",
+    }
+    classes = human_model.face_classes
+    parts = human_model.part_of_face
+    names = np.array([by_class.get(SegClass(c), "skin") for c in classes], dtype=object)
+    for side in "RL":
+        s = side.lower()
+        names[parts == f"eye_back.{side}"] = f"eye_{s}"
+        names[parts == f"eye_front.{side}"] = f"cornea_{s}"
+        names[parts == f"eye_cavity.{side}"] = f"socket_{s}"
+    names[parts == "tongue"] = "tongue"
+    return np.array([slot_names.index(n) for n in names], dtype=np.int32)
+
+
+def _build_human_object(human_model, materials: dict):
+    verts = human_model.neutral.vertices
+    faces = human_model.faces
+    mesh = bpy.data.meshes.new("rf_human")
+    mesh.vertices.add(len(verts))
+    mesh.loops.add(faces.size)
+    mesh.polygons.add(len(faces))
+    mesh.vertices.foreach_set("co", verts.ravel())
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update()
+    mesh.validate()
+    uv = mesh.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", human_model.face_uvs.reshape(-1).astype(np.float32))
+    for mat in materials.values():
+        mesh.materials.append(mat)
+    mesh.polygons.foreach_set("material_index", _slot_of_face(human_model))
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    obj = bpy.data.objects.new("rf_human", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def _build_teeth_object(material):
+    mesh = bpy.data.meshes.new("rf_teeth")
+    obj = bpy.data.objects.new("rf_teeth", mesh)
+    mesh.materials.append(material)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def _build_world(scene):
+    world = bpy.data.worlds.new("rf_world")
+    scene.world = world
+    tree = world.node_tree
+    tree.nodes.clear()
+    coord = tree.nodes.new("ShaderNodeTexCoord")
+    mapping = tree.nodes.new("ShaderNodeMapping")
+    env = tree.nodes.new("ShaderNodeTexEnvironment")
+    light_path = tree.nodes.new("ShaderNodeLightPath")
+    strength = tree.nodes.new("ShaderNodeMix")
+    strength.data_type = "FLOAT"
+    background = tree.nodes.new("ShaderNodeBackground")
+    out = tree.nodes.new("ShaderNodeOutputWorld")
+    links = tree.links
+    links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
+    links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+    links.new(env.outputs["Color"], background.inputs["Color"])
+    links.new(light_path.outputs["Is Camera Ray"], strength.inputs["Factor"])
+    links.new(strength.outputs[0], background.inputs["Strength"])
+    links.new(background.outputs[0], out.inputs["Surface"])
+    world["rf_nodes"] = True
+    return world
+
+
+def _build_compositor(scene, exr_dir: Path):
+    tree = bpy.data.node_groups.new("rf_compositor", "CompositorNodeTree")
+    scene.compositing_node_group = tree
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    to_display = tree.nodes.new("CompositorNodeConvertColorSpace")
+    to_display.from_color_space = "Linear Rec.709"
+    to_display.to_color_space = "AgX Base sRGB"
+    out = tree.nodes.new("CompositorNodeOutputFile")
+    out.format.media_type = "MULTI_LAYER_IMAGE"
+    out.format.file_format = "OPEN_EXR_MULTILAYER"
+    out.format.color_depth = "32"
+    out.format.exr_codec = "NONE"
+    out.directory = str(exr_dir) + "/"
+    out.file_name = "render"
+    out.file_output_items.new("RGBA", "rgb")
+    out.file_output_items.new("FLOAT", "seg")
+    tree.links.new(layers.outputs["Image"], to_display.inputs[0])
+    tree.links.new(to_display.outputs[0], out.inputs["rgb"])
+    tree.links.new(layers.outputs["Material Index"], out.inputs["seg"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Apply
+
+
+def apply_human(handles: SceneHandles, vertices: np.ndarray, teeth_verts: np.ndarray,
+                teeth_faces: np.ndarray, eye_centres: np.ndarray, gaze_world: np.ndarray) -> None:
+    """Write the posed mesh, the teeth and the per-eye shading inputs.
+
+    vertices: (V, 3) world metres; eye_centres, gaze_world: (2, 3) [right, left].
+    """
+    mesh = handles.human.data
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    mesh.update()
+    teeth = handles.teeth.data
+    if len(teeth.vertices) != len(teeth_verts):
+        teeth.clear_geometry()
+        teeth.from_pydata(teeth_verts.tolist(), [], teeth_faces.tolist())
+        teeth.polygons.foreach_set("use_smooth", np.ones(len(teeth_faces), dtype=bool))
+    teeth.vertices.foreach_set("co", np.ascontiguousarray(teeth_verts, dtype=np.float32).ravel())
+    teeth.update()
+    for i, side in enumerate("rl"):
+        centre = handles.shader_nodes[f"eye_centre_{side}"]
+        gaze = handles.shader_nodes[f"gaze_{side}"]
+        for k, axis in enumerate("XYZ"):
+            centre.inputs[axis].default_value = float(eye_centres[i, k])
+            gaze.inputs[axis].default_value = float(gaze_world[i, k])
+
+
+def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
+    nodes = handles.shader_nodes
+    for rgb in nodes["skin_rgb"]:
+        rgb.outputs[0].default_value = (*params.skin_rgb, 1.0)
+    for mix in nodes["redness"]:
+        mix.inputs["Factor"].default_value = params.redness
+    for bsdf in nodes["skin_bsdf"]:
+        bsdf.inputs["Roughness"].default_value = params.roughness
+    for rgb in nodes["brow_rgb"]:
+        rgb.outputs[0].default_value = (*params.brow_rgb, 1.0)
+    for side in "rl":
+        for element in nodes[f"iris_{side}"]:
+            element.color = (*params.iris_rgb, 1.0)
+    nodes["cloth_bsdf"].inputs["Base Color"].default_value = (*params.clothing_rgb, 1.0)
+
+
+def apply_camera(handles: SceneHandles, camera_to_world: np.ndarray, params: CameraParams,
+                 focus_distance_m: float) -> None:
+    cam = handles.camera
+    cam.matrix_world = _to_blender_matrix(camera_to_world)
+    cam.data.lens = params.focal_mm
+    cam.data.shift_x = params.shift_x
+    cam.data.shift_y = params.shift_y
+    cam.data.dof.use_dof = params.use_dof
+    cam.data.dof.focus_distance = focus_distance_m
+    cam.data.dof.aperture_fstop = params.fstop
+
+
+def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Path) -> None:
+    tree = handles.world.node_tree
+    env = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
+    image = handles.hdri_dir_images.get(str(hdri_path))
+    if image is None:
+        image = bpy.data.images.load(str(hdri_path), check_existing=True)
+        handles.hdri_dir_images[str(hdri_path)] = image
+    env.image = image
+    mapping = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeMapping")
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, float(np.radians(params.rotation_deg)))
+    mix = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeMix")
+    mix.inputs[2].default_value = params.strength
+    mix.inputs[3].default_value = params.background_strength
+
+
+def _to_blender_matrix(m: np.ndarray):
+    from mathutils import Matrix
+
+    return Matrix(np.asarray(m, dtype=float).tolist())
+
+
+def apply_quality(handles: SceneHandles, quality: QualityPreset, resolution: int) -> None:
+    scene = handles.scene
+    scene.render.resolution_x = scene.render.resolution_y = int(resolution)
+    cycles = scene.cycles
+    cycles.samples = quality.samples
+    cycles.use_adaptive_sampling = quality.adaptive_threshold > 0
+    cycles.adaptive_threshold = max(quality.adaptive_threshold, 0.001)
+    cycles.use_denoising = quality.denoise
+    cycles.denoiser = "OPENIMAGEDENOISE"
+    cycles.max_bounces = quality.max_bounces
+    cycles.diffuse_bounces = min(2, quality.max_bounces)
+    cycles.glossy_bounces = min(2, quality.max_bounces)
+    cycles.transmission_bounces = quality.max_bounces
+    cycles.transparent_max_bounces = 8
+    cycles.use_light_tree = True
+    scene.render.threads_mode = "AUTO"
+
+
+def camera_projection(handles: SceneHandles) -> np.ndarray:
+    """(4, 4) OpenGL-style projection that Blender uses for the current camera and resolution."""
+    scene = handles.scene
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    m = handles.camera.calc_matrix_camera(
+        depsgraph, x=scene.render.resolution_x, y=scene.render.resolution_y
+    )
+    return np.array(m, dtype=np.float64)
+
+
+def camera_to_world(handles: SceneHandles) -> np.ndarray:
+    return np.array(handles.camera.matrix_world, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """rgb: (H, W, 3) uint8, AgX display space; seg: (H, W) uint8 class ids."""
+
+    rgb: np.ndarray
+    seg: np.ndarray
+
+
+def render(handles: SceneHandles) -> RenderResult:
+    import OpenEXR
+
+    path = handles.exr_dir / "render.exr"
+    path.unlink(missing_ok=True)
+    bpy.ops.render.render(write_still=False)
+    if not path.exists():
+        raise RuntimeError(f"Cycles wrote no render output to {path}")
+    with OpenEXR.File(str(path), separate_channels=True) as exr:
+        parts = {part.name(): part.channels for part in exr.parts}
+        rgb = np.stack([parts["rgb"][f"rgb.{c}"].pixels for c in "RGB"], axis=-1)
+        seg = parts["seg"]["seg.V"].pixels
+    path.unlink()
+    rgb8 = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    seg8 = np.rint(seg).astype(np.uint8)
+    return RenderResult(rgb8, seg8)
+
+
+def purge_orphans() -> None:
+    """Drop data blocks nothing uses any more (keeps memory flat over long runs)."""
+    bpy.data.orphans_purge(do_recursive=True)
