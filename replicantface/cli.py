@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--columns", type=int, default=4)
     s.add_argument("--tile", type=int, default=320)
+
+    from replicantface import cli_export
+
+    cli_export.register(sub)
     return p
 
 
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "sheet":
             return cmd_sheet(args)
+        if hasattr(args, "func"):
+            return args.func(args)
     except (UsageError, ConfigError) as exc:
         print(f"replicantface {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -96,6 +96,7 @@ def dataset_metadata(config: dict, quality: str, resolution: int, seed: int) -> 
 def write_metadata(out_dir: Path, meta: dict) -> Path:
     """Write dataset.json; an existing one must describe the same generation settings."""
     path = Path(out_dir) / "dataset.json"
+    meta = json.loads(json.dumps(meta))  # tuples -> lists, as they read back
     if path.exists():
         old = json.loads(path.read_text())
         keys = ("config", "quality", "resolution", "seed")

@@ -104,7 +104,7 @@ class Generator:
         cam_to_world = orbit_camera_to_world(target, params.pose.camera_heading_deg,
                                              params.pose.camera_pitch_deg, cam.distance_m)
         s = self._scene
-        s.apply_human(self.handles, geo.vertices, teeth_v, teeth_f, geo.eye_centres, geo.gaze_world)
+        s.apply_human(self.handles, geo.vertices, teeth_v, teeth_f)
         s.apply_appearance(self.handles, params.appearance)
         s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
         s.apply_lighting(self.handles, params.lighting, self.hdris[params.lighting.hdri])

