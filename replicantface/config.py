@@ -30,13 +30,14 @@ class QualityPreset:
     denoise: bool
     max_bounces: int
     resolution: int
+    denoise_quality: str = "HIGH"
 
 
 QUALITY = {
     "test": QualityPreset("test", samples=4, adaptive_threshold=0.0, denoise=False, max_bounces=2,
                           resolution=96),
     "preview": QualityPreset("preview", samples=16, adaptive_threshold=0.05, denoise=True,
-                             max_bounces=4, resolution=DEFAULT_RESOLUTION),
+                             max_bounces=4, resolution=DEFAULT_RESOLUTION, denoise_quality="FAST"),
     "final": QualityPreset("final", samples=64, adaptive_threshold=0.01, denoise=True,
                            max_bounces=8, resolution=DEFAULT_RESOLUTION),
 }
@@ -63,7 +64,7 @@ _SECTIONS = {f.name: f for f in dataclasses.fields(GeneratorConfig) if f.name !=
 # Allowed ranges of numeric fields; anything else only has to have the right type.
 _RANGES = {
     "age_years_min": (0.0, 90.0), "age_years_max": (0.0, 90.0),
-    "face_change_std": (0.0, 1.0), "symmetric_change_prob": (0.0, 1.0),
+    "face_change_std": (0.0, 1.0), "face_change_max": (0.0, 1.0), "symmetric_change_prob": (0.0, 1.0),
     "neutral_prob": (0.0, 1.0), "preset_prob": (0.0, 1.0),
     "extra_weight_max": (0.0, 1.0), "extra_actions_max": (0, 20),
     "head_yaw_deg": (0.0, 180.0), "head_pitch_deg": (0.0, 90.0), "head_roll_deg": (0.0, 90.0),

@@ -89,15 +89,31 @@ class Generator:
         self.change_labels = face_change_labels(self.human.local_change_labels)
         self.hdris = {p.name: p for p in builtin_hdris()}
         self._scene = scene_layer
-        self.handles = scene_layer.build_scene(self.human)
-        self.device = scene_layer.enable_gpu(self.handles) if use_gpu else "CPU"
-        scene_layer.apply_quality(self.handles, self.quality, self.resolution)
+        self.use_gpu = use_gpu
+        self.handles = None
+        self.device = "CPU"
+        self._ensure_scene()
+
+    def _ensure_scene(self) -> None:
+        """Build the scene, or rebuild it if something reset Blender since the last sample."""
+        handles = self._scene.build_scene(self.human)
+        if handles is not self.handles:
+            self.handles = handles
+            self.device = self._scene.enable_gpu(handles) if self.use_gpu else "CPU"
+            self._scene.apply_quality(handles, self.quality, self.resolution)
+
+    def set_quality(self, quality: str, resolution: int | None = None) -> None:
+        """Switch the quality preset (and optionally the resolution) of later renders."""
+        self.quality = QUALITY[quality]
+        self.resolution = int(resolution or self.resolution)
+        self._scene.apply_quality(self.handles, self.quality, self.resolution)
 
     def params(self, seed: int, index: int) -> SampleParams:
         return sample_params(seed, index, self.cfg, self.change_labels, sorted(self.hdris))
 
     def render(self, params: SampleParams) -> Sample:
         t0 = time.perf_counter()
+        self._ensure_scene()
         geo, teeth_v, teeth_f = self.pose_human(params)
         target = geo.head_to_world[:3, 3]
         cam = params.camera

@@ -17,7 +17,8 @@ FACE_CHANGE_PREFIXES = ("head-", "chin-", "nose-", "mouth-", "l-eye-", "r-eye-",
 class IdentityConfig:
     age_years_min: float = 18.0
     age_years_max: float = 80.0
-    face_change_std: float = 0.3
+    face_change_std: float = 0.15
+    face_change_max: float = 0.5
     symmetric_change_prob: float = 0.8
 
 
@@ -44,7 +45,8 @@ def face_change_labels(all_labels: list[str]) -> list[str]:
 
 def sample_identity(rng: np.random.Generator, cfg: IdentityConfig, change_labels: list[str]) -> IdentityParams:
     """Random phenotypes plus mostly-symmetric local face changes (clipped Gaussian)."""
-    values = rng.normal(0.0, cfg.face_change_std, size=len(change_labels)).clip(-1.0, 1.0)
+    values = rng.normal(0.0, cfg.face_change_std, size=len(change_labels))
+    values = values.clip(-cfg.face_change_max, cfg.face_change_max)
     changes = dict(zip(change_labels, values))
     if rng.random() < cfg.symmetric_change_prob:
         for label in change_labels:

@@ -17,7 +17,9 @@ from replicantface.classes import SegClass
 BROW_HALF_WIDTH_M = 0.0055
 NOSE_TOP_HALF_WIDTH_M = 0.007
 NOSE_WING_PAD_M = 0.004
-COLLAR_BELOW_NECK_M = 0.035
+COLLAR_BELOW_NECK_M = 0.03
+SCOOP_DEPTH_M = 0.03
+SCOOP_HALF_WIDTH_M = 0.11
 
 
 @functools.cache
@@ -102,8 +104,13 @@ def classify_faces(human, verts: np.ndarray) -> np.ndarray:
         cls[head & near & front & (cls == SegClass.SKIN)] = brow_class
 
     # Body: skin above the collar, a top below it; hands stay skin.
+    # A face is clothing when all its vertices lie under a scoop neckline, so the edge runs
+    # along the mesh's edge loops instead of zig-zagging across triangles.
     body = parts == "body"
     neck_z = human.neutral.bone_poses["neck01"][2, 3]
-    cls[body & (z < neck_z - COLLAR_BELOW_NECK_M)] = SegClass.CLOTHING
+    vx, vz = verts[:, 0], verts[:, 2]
+    scoop = SCOOP_DEPTH_M * np.clip(1.0 - (vx / SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0)
+    under = vz < neck_z - COLLAR_BELOW_NECK_M - scoop
+    cls[body & under[faces].all(axis=1)] = SegClass.CLOTHING
     cls[np.isin(parts, ["foot.L", "foot.R"])] = SegClass.CLOTHING
     return cls

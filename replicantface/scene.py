@@ -67,7 +67,7 @@ _HANDLES: SceneHandles | None = None
 def build_scene(human_model) -> SceneHandles:
     """Create (once) the scene: the human mesh, teeth, camera, world, compositor."""
     global _HANDLES
-    if _HANDLES is not None:
+    if _HANDLES is not None and _alive(_HANDLES):
         return _HANDLES
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -99,6 +99,14 @@ def build_scene(human_model) -> SceneHandles:
     _build_compositor(scene, exr_dir)
     _HANDLES = SceneHandles(scene, human, teeth, camera, world, materials, shader_nodes, exr_dir, {})
     return _HANDLES
+
+
+def _alive(handles: SceneHandles) -> bool:
+    """False once something (e.g. a factory reset) has freed the scene's data blocks."""
+    try:
+        return handles.human.name == "rf_human" and handles.scene.camera == handles.camera
+    except ReferenceError:
+        return False
 
 
 def enable_gpu(handles: SceneHandles) -> str:
@@ -173,15 +181,21 @@ def _skin_shader(tree, nodes: dict, kind: str):
         tint.blend_type = "MULTIPLY" if kind == "lip" else "MIX"
         tint.inputs[7].default_value = (0.75, 0.32, 0.32, 1.0)
         if kind == "brow":
+            # Dense fine noise stretched along the brow reads as hair at portrait scale.
             hair = _node(tree, "ShaderNodeRGB")
             nodes.setdefault("brow_rgb", []).append(hair)
-            strands = _node(tree, "ShaderNodeTexWave", Scale=120.0, Distortion=6.0, Detail=4.0)
-            strands.wave_type = "BANDS"
-            tree.links.new(coord.outputs["Object"], strands.inputs["Vector"])
-            dens = _node(tree, "ShaderNodeMath", Value=0.35)
-            dens.operation = "GREATER_THAN"
-            tree.links.new(strands.outputs["Fac"], dens.inputs[0])
-            tree.links.new(dens.outputs[0], tint.inputs["Factor"])
+            stretch = _node(tree, "ShaderNodeMapping")
+            stretch.inputs["Scale"].default_value = (1.0, 1.0, 6.0)
+            tree.links.new(coord.outputs["Object"], stretch.inputs["Vector"])
+            strands = _node(tree, "ShaderNodeTexNoise", Scale=700.0, Detail=4.0, Roughness=0.7)
+            tree.links.new(stretch.outputs["Vector"], strands.inputs["Vector"])
+            dens = tree.nodes.new("ShaderNodeMapRange")
+            dens.inputs["From Min"].default_value = 0.35
+            dens.inputs["From Max"].default_value = 0.6
+            dens.inputs["To Min"].default_value = 0.45
+            dens.inputs["To Max"].default_value = 0.95
+            tree.links.new(strands.outputs["Fac"], dens.inputs["Value"])
+            tree.links.new(dens.outputs["Result"], tint.inputs["Factor"])
             tree.links.new(hair.outputs[0], tint.inputs[7])
         tree.links.new(colour, tint.inputs[6])
         colour = tint.outputs[2]
@@ -410,6 +424,8 @@ def apply_quality(handles: SceneHandles, quality: QualityPreset, resolution: int
     cycles.adaptive_threshold = max(quality.adaptive_threshold, 0.001)
     cycles.use_denoising = quality.denoise
     cycles.denoiser = "OPENIMAGEDENOISE"
+    cycles.denoising_quality = quality.denoise_quality
+    cycles.denoising_prefilter = "ACCURATE" if quality.denoise_quality == "HIGH" else "FAST"
     cycles.max_bounces = quality.max_bounces
     cycles.diffuse_bounces = min(2, quality.max_bounces)
     cycles.glossy_bounces = min(2, quality.max_bounces)

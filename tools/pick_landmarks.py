@@ -25,29 +25,82 @@ OUT_JSON = ROOT / "assets" / "landmarks" / "ibug68_anny.json"
 OUT_FIG = ROOT / "outputs"
 
 # new index i takes old index FLIP[i] under a left/right image flip
-FLIP = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-        + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-        + list(range(54, 47, -1)) + list(range(59, 54, -1)) + list(range(64, 59, -1))
-        + [67, 66, 65])
+FLIP = (
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46]
+    + [39, 38, 37, 36, 41, 40]
+    + list(range(54, 47, -1))
+    + list(range(59, 54, -1))
+    + list(range(64, 59, -1))
+    + [67, 66, 65]
+)
 MIDLINE = [8, 27, 28, 29, 30, 33, 51, 57, 62, 66]
-RIGHT = [*range(0, 8), *range(17, 22), 31, 32, *range(36, 42), 48, 49, 50, 58, 59, 60, 61, 67]
+RIGHT = [*range(8), *range(17, 22), 31, 32, *range(36, 42), 48, 49, 50, 58, 59, 60, 61, 67]
 
 NAMES = (
     [f"jaw_{i:02d}" for i in range(17)]
-    + ["brow_r_outer", "brow_r_2", "brow_r_mid", "brow_r_4", "brow_r_inner",
-       "brow_l_inner", "brow_l_4", "brow_l_mid", "brow_l_2", "brow_l_outer"]
-    + ["nose_bridge_top", "nose_bridge_2", "nose_bridge_3", "nose_tip",
-       "nose_r_wing", "nose_r_nostril", "subnasale", "nose_l_nostril", "nose_l_wing"]
-    + ["eye_r_outer_corner", "eye_r_upper_outer", "eye_r_upper_inner", "eye_r_inner_corner",
-       "eye_r_lower_inner", "eye_r_lower_outer",
-       "eye_l_inner_corner", "eye_l_upper_inner", "eye_l_upper_outer", "eye_l_outer_corner",
-       "eye_l_lower_outer", "eye_l_lower_inner"]
-    + ["mouth_r_corner", "lip_upper_r_outer", "lip_upper_r_peak", "lip_upper_mid",
-       "lip_upper_l_peak", "lip_upper_l_outer", "mouth_l_corner",
-       "lip_lower_l_outer", "lip_lower_l_inner", "lip_lower_mid", "lip_lower_r_inner",
-       "lip_lower_r_outer",
-       "mouth_inner_r_corner", "lip_inner_upper_r", "lip_inner_upper_mid", "lip_inner_upper_l",
-       "mouth_inner_l_corner", "lip_inner_lower_l", "lip_inner_lower_mid", "lip_inner_lower_r"]
+    + [
+        "brow_r_outer",
+        "brow_r_outer_mid",
+        "brow_r_mid",
+        "brow_r_inner_mid",
+        "brow_r_inner",
+        "brow_l_inner",
+        "brow_l_inner_mid",
+        "brow_l_mid",
+        "brow_l_outer_mid",
+        "brow_l_outer",
+    ]
+    + [
+        "nose_bridge_top",
+        "nose_bridge_upper",
+        "nose_bridge_lower",
+        "nose_tip",
+        "nose_r_wing",
+        "nose_r_nostril",
+        "subnasale",
+        "nose_l_nostril",
+        "nose_l_wing",
+    ]
+    + [
+        "eye_r_outer_corner",
+        "eye_r_upper_outer",
+        "eye_r_upper_inner",
+        "eye_r_inner_corner",
+        "eye_r_lower_inner",
+        "eye_r_lower_outer",
+        "eye_l_inner_corner",
+        "eye_l_upper_inner",
+        "eye_l_upper_outer",
+        "eye_l_outer_corner",
+        "eye_l_lower_outer",
+        "eye_l_lower_inner",
+    ]
+    + [
+        "mouth_r_corner",
+        "lip_upper_r_outer",
+        "lip_upper_r_peak",
+        "lip_upper_mid",
+        "lip_upper_l_peak",
+        "lip_upper_l_outer",
+        "mouth_l_corner",
+        "lip_lower_l_outer",
+        "lip_lower_l_inner",
+        "lip_lower_mid",
+        "lip_lower_r_inner",
+        "lip_lower_r_outer",
+        "mouth_inner_r_corner",
+        "lip_inner_upper_r",
+        "lip_inner_upper_mid",
+        "lip_inner_upper_l",
+        "mouth_inner_l_corner",
+        "lip_inner_lower_l",
+        "lip_inner_lower_mid",
+        "lip_inner_lower_r",
+    ]
 )
 
 # ---- picking rules and hand-picked constants (see assets/landmarks/README.md) ----------
@@ -73,7 +126,8 @@ NOSTRIL_R = 313  # nostril sill, half-way between the wing point and the subnasa
 # ramus along the frontal silhouette to the jaw angle, then along the lower border of the
 # mandible, taken as the line where the skin normal points 45 deg below horizontal
 # (n_z = -0.707), to the chin: 17 points evenly spaced along that curve.
-JAW_TOP_R = [859, 869, 912, 895, 894]
+JAW_TOP_R = [5734, 869, 912, 895, 894]
+JAW_EVENNESS = 1.0  # weight of even spacing vs. distance to the curve in snap_evenly
 CHIN = 5155  # gnathion: midline vertex whose profile normal points 45 deg downward
 # Brow targets in the frontal (x, z) plane, in eye-corner units: u along the outer->inner
 # corner axis (0 = outer corner, 1 = inner corner), w = height above the corner line in eye
@@ -115,7 +169,8 @@ def face_labels(model) -> np.ndarray:
     from anny.paths import get_anny_root_dir
 
     meta = get_anny_root_dir() / "data/segmentation/body_parts_segmentation.yaml"
-    names = list(yaml.safe_load(open(meta))["colors"])
+    with open(meta) as fh:
+        names = list(yaml.safe_load(fh)["colors"])
     lab = np.full(len(model.faces), "", dtype=object)
     for name in names:
         lab[get_face_segmentation_mask(model, [name]).cpu().numpy()] = name
@@ -140,7 +195,8 @@ class Topo:
 
     def shared(self, other: str) -> set:
         return set(np.unique(self.head).tolist()) & set(
-            np.unique(self.faces[self.labels == other]).tolist())
+            np.unique(self.faces[self.labels == other]).tolist()
+        )
 
     def loop(self, other: str, k: int) -> list:
         """k-th concentric vertex loop (graph distance k) around the opening into `other`,
@@ -164,7 +220,7 @@ class Topo:
 
 def split_loop(loop, a, b):
     """The two arcs of a cyclic loop between vertices a and b, both starting at a."""
-    i, j = loop.index(a), loop.index(b)
+    i = loop.index(a)
     rolled = loop[i:] + loop[:i]
     j = rolled.index(b)
     return rolled[: j + 1], [a] + rolled[j:][::-1]
@@ -187,13 +243,15 @@ def pick(v: np.ndarray, topo: Topo, mirror: np.ndarray) -> list[int]:
     upper, lower = (arc1, arc2) if v[arc1, 2].mean() > v[arc2, 2].mean() else (arc2, arc1)
     lm[36], lm[39] = outer, inner
     for k, fr in EYE_FRAC.items():
-        lm[k] = nearest_x(upper if k in (37, 38) else lower,
-                          v[outer, 0] + fr * (v[inner, 0] - v[outer, 0]))
+        lm[k] = nearest_x(
+            upper if k in (37, 38) else lower, v[outer, 0] + fr * (v[inner, 0] - v[outer, 0])
+        )
 
     # lips: vermilion-border loop (outer) and lip-contact loop (inner)
     def lip_arcs(k, corner=None):
         loop = topo.loop("mouth_cavity", k)
-        corner = corner or min(loop, key=lambda i: v[i, 0])
+        if corner is None:
+            corner = min(loop, key=lambda i: v[i, 0])
         top, bottom = sorted((i for i in loop if i in mid), key=lambda i: -v[i, 2])
         up = min(split_loop(loop, corner, top), key=len)
         lo = min(split_loop(loop, corner, bottom), key=len)
@@ -213,8 +271,7 @@ def pick(v: np.ndarray, topo: Topo, mirror: np.ndarray) -> list[int]:
     # (nasion), 28/29 at thirds of the height between them
     mid_a = np.array(sorted(mid))
     eye_z = v[lm[36], 2]
-    cand = mid_a[(v[mid_a, 2] > v[lm[51], 2]) & (v[mid_a, 2] < eye_z + 0.02)
-                 & (v[mid_a, 1] < -0.1)]
+    cand = mid_a[(v[mid_a, 2] > v[lm[51], 2]) & (v[mid_a, 2] < eye_z + 0.02) & (v[mid_a, 1] < -0.1)]
     lm[30] = int(cand[np.argmin(v[cand, 1])])
     bridge = cand[(v[cand, 2] > v[lm[30], 2]) & (v[cand, 2] < eye_z + 0.01)]
     lm[27] = int(bridge[np.argmax(v[bridge, 1])])
@@ -227,9 +284,8 @@ def pick(v: np.ndarray, topo: Topo, mirror: np.ndarray) -> list[int]:
     o, ax = v[lm[36], [0, 2]], v[lm[39], [0, 2]] - v[lm[36], [0, 2]]
     up_dir = np.array([-ax[1], ax[0]]) * np.sign(ax[0])
     targets = [o + u * ax + w * up_dir for u, w in BROW_UW]
-    pool = np.where(topo.skin & (v[:, 1] < -0.12) & (v[:, 2] > eye_z + 0.004)
-                    & (v[:, 0] < 0))[0]
-    lm[17:22] = snap_evenly(v[:, [0, 2]], pool, np.array(targets))
+    pool = np.where(topo.skin & (v[:, 1] < -0.12) & (v[:, 2] > eye_z + 0.004) & (v[:, 0] < 0))[0]
+    lm[17:22] = snap_evenly(v[:, [0, 2]], pool, np.array(targets), w=0.5)
 
     # jaw: smooth curve (pre-tragal point -> ramus -> jaw angle -> lower border -> chin)
     lm[0:9] = jaw_points(v, topo)
@@ -240,10 +296,11 @@ def pick(v: np.ndarray, topo: Topo, mirror: np.ndarray) -> list[int]:
     return [int(i) for i in lm]
 
 
-def snap_evenly(pos, pool, targets, fixed_ends=(None, None), k=4, w=1.0):
+def snap_evenly(pos, pool, targets, fixed_ends=(None, None), k=4, w=1.0, gap_cols=None):
     """Pick one vertex per target (from the k nearest in `pool`) minimising the squared
     distances to the targets plus w * the spread of the gaps between consecutive picks (the
-    mesh is coarse there: ~8 mm between vertex columns)."""
+    mesh is coarse there: ~8 mm between vertex columns). Gaps are measured on the columns
+    `gap_cols` of `pos` (e.g. the frontal x, z plane)."""
     from itertools import product
 
     cands = [pool[np.argsort(np.linalg.norm(pos[pool] - t, axis=1))[:k]] for t in targets]
@@ -253,7 +310,7 @@ def snap_evenly(pos, pool, targets, fixed_ends=(None, None), k=4, w=1.0):
     best, best_cost = None, np.inf
     for combo in product(*cands):
         p = pos[list(combo)]
-        gaps = np.linalg.norm(np.diff(p, axis=0), axis=1)
+        gaps = np.linalg.norm(np.diff(p if gap_cols is None else p[:, gap_cols], axis=0), axis=1)
         cost = np.sum((p - targets) ** 2) + w * np.sum((gaps - gaps.mean()) ** 2)
         if cost < best_cost:
             best, best_cost = combo, cost
@@ -270,8 +327,10 @@ def jaw_points(v, topo):
     vn = np.zeros_like(v)
     for j in range(3):
         np.add.at(vn, f[:, j], n)
-    vn /= np.linalg.norm(vn, axis=1, keepdims=True)
-    edges = np.unique(np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1), axis=0)
+    vn /= np.linalg.norm(vn, axis=1, keepdims=True) + 1e-12
+    edges = np.unique(
+        np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1), axis=0
+    )
     val = vn[:, 2] + np.sqrt(0.5)
     e = edges[(val[edges[:, 0]] < 0) != (val[edges[:, 1]] < 0)]
     w = val[e[:, 0]] / (val[e[:, 0]] - val[e[:, 1]])
@@ -286,10 +345,14 @@ def jaw_points(v, topo):
     guide = np.vstack([v[JAW_TOP_R], np.array(keep), v[CHIN]])
     tck, _ = splprep(guide.T, s=len(guide) * 2e-6, k=3)
     c = np.array(splev(np.linspace(0, 1, 4000), tck)).T
-    s = np.r_[0, np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=1))]
+    # evenly spaced as seen in a frontal view (arc length in the x, z plane)
+    s = np.r_[0, np.cumsum(np.linalg.norm(np.diff(c[:, [0, 2]], axis=0), axis=1))]
     targets = np.array([c[np.argmin(np.abs(s - t * s[-1]))] for t in np.linspace(0, 1, 9)])
-    pool = np.where(topo.skin & (v[:, 0] < -1e-4) & (v[:, 1] < -0.1))[0]
-    return snap_evenly(v, pool, targets, fixed_ends=(JAW_TOP_R[0], CHIN))
+    # forward-facing skin only (points stay visible in a frontal view)
+    pool = np.where(topo.skin & (v[:, 0] < -1e-4) & (v[:, 1] < -0.1) & (vn[:, 1] < 0.02))[0]
+    return snap_evenly(
+        v, pool, targets, fixed_ends=(JAW_TOP_R[0], CHIN), gap_cols=[0, 2], w=JAW_EVENNESS
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -338,17 +401,18 @@ def verify(lm, v, topo, mirror, expr) -> dict:
     rep["expressions"] = ch
     checks = {
         "rest: inner lips (nearly) touch": n["inner_lip_gap_62_66_mm"] < 2.5,
-        "jawOpen: inner lips separate": j["inner_lip_gap_62_66_mm"] > n["inner_lip_gap_62_66_mm"] + 5,
+        "jawOpen: inner lips separate": j["inner_lip_gap_62_66_mm"]
+        > n["inner_lip_gap_62_66_mm"] + 5,
         "jawOpen: chin drops": j["chin_drop_8_mm"] > 5,
         "rest: eyes open": min(n[k] for k in n if k.startswith("lid_")) > 5,
         "blink: lids close": max(b[k] for k in b if k.startswith("lid_")) < 1.0,
         "jawOpen/smile: lids unaffected": all(
-            abs(e[k] - n[k]) < 1.0 for e in (j, s) for k in n if k.startswith("lid_")),
+            abs(e[k] - n[k]) < 1.0 for e in (j, s) for k in n if k.startswith("lid_")
+        ),
         "smile: mouth widens": s["mouth_width_48_54_mm"] > n["mouth_width_48_54_mm"],
         "smile: corners rise": s["mouth_corner_z_mm"] > n["mouth_corner_z_mm"],
     }
     rep["expression_checks"] = {k: ("ok" if ok else "FAILED") for k, ok in checks.items()}
-    rep["expressions"] = ch
     return rep
 
 
@@ -391,27 +455,55 @@ def rasterize(v, f, colors, rot, center, px_per_m, size, light=(0.3, -0.5, -1.0)
         b1 = ((ys[2] - ys[0]) * (gx - xs[2]) + (xs[0] - xs[2]) * (gy - ys[2])) / den
         b2 = 1 - b0 - b1
         z = b0 * pz[i0] + b1 * pz[i1] + b2 * pz[i2]
-        sub = zb[y0:y1 + 1, x0:x1 + 1]
+        sub = zb[y0 : y1 + 1, x0 : x1 + 1]
         m = (b0 >= -1e-6) & (b1 >= -1e-6) & (b2 >= -1e-6) & (z < sub)
         if m.any():
             sub[m] = z[m]
             s = b0 * shade[i0] + b1 * shade[i1] + b2 * shade[i2]
-            img[y0:y1 + 1, x0:x1 + 1][m] = s[m, None] * colors[t]
+            img[y0 : y1 + 1, x0 : x1 + 1][m] = s[m, None] * colors[t]
     proj = np.c_[px, py, pz]
     return img, zb, proj
 
 
-PALETTE = {"head": (0.87, 0.74, 0.64), "body": (0.80, 0.80, 0.80),
-           "eye_front.L": (0.93, 0.93, 0.96), "eye_front.R": (0.93, 0.93, 0.96),
-           "eye_back.L": (0.2, 0.2, 0.2), "eye_back.R": (0.2, 0.2, 0.2),
-           "eye_cavity.L": (0.75, 0.45, 0.45), "eye_cavity.R": (0.75, 0.45, 0.45),
-           "mouth_cavity": (0.45, 0.15, 0.15), "tongue": (0.8, 0.4, 0.45)}
-GROUPS = [(range(0, 17), "#1f77b4"), (range(17, 27), "#2ca02c"), (range(27, 36), "#ff7f0e"),
-          (range(36, 48), "#d62728"), (range(48, 60), "#9467bd"), (range(60, 68), "#e377c2")]
+PALETTE = {
+    "head": (0.87, 0.74, 0.64),
+    "body": (0.80, 0.80, 0.80),
+    "eye_front.L": (0.93, 0.93, 0.96),
+    "eye_front.R": (0.93, 0.93, 0.96),
+    "eye_back.L": (0.2, 0.2, 0.2),
+    "eye_back.R": (0.2, 0.2, 0.2),
+    "eye_cavity.L": (0.75, 0.45, 0.45),
+    "eye_cavity.R": (0.75, 0.45, 0.45),
+    "mouth_cavity": (0.45, 0.15, 0.15),
+    "tongue": (0.8, 0.4, 0.45),
+}
+LABEL_BOX = {"boxstyle": "round,pad=0.08", "fc": "white", "ec": "none", "alpha": 0.6}
+GROUPS = [
+    (range(17), "#1f77b4"),
+    (range(17, 27), "#2ca02c"),
+    (range(27, 36), "#ff7f0e"),
+    (range(36, 48), "#d62728"),
+    (range(48, 60), "#9467bd"),
+    (range(60, 68), "#e377c2"),
+]
 
 
-def draw(ax, v, f, labels, lm, yaw=0.0, pitch=0.0, size=(1200, 1200), span=0.19,
-         center=(0.0, -0.15, 0.625), numbers=True, fontsize=8, title=None):
+def draw(
+    ax,
+    v,
+    f,
+    labels,
+    lm,
+    yaw=0.0,
+    pitch=0.0,
+    size=(1200, 1200),
+    span=0.19,
+    center=(0.0, -0.15, 0.625),
+    numbers=True,
+    fontsize=8,
+    title=None,
+    label_hidden=True,
+):
     keep = (v[f][:, :, 2].min(1) > 0.5) & (np.abs(v[f][:, :, 0]).max(1) < 0.12)
     ff = f[keep]
     cols = np.array([PALETTE.get(lab, (0.6, 0.8, 0.6)) for lab in labels[keep]])
@@ -424,32 +516,56 @@ def draw(ax, v, f, labels, lm, yaw=0.0, pitch=0.0, size=(1200, 1200), span=0.19,
     xi = np.clip(q[:, 0].astype(int), 0, size[0] - 1)
     yi = np.clip(q[:, 1].astype(int), 0, size[1] - 1)
     vis = q[:, 2] <= zb[yi, xi] + 1.5e-3
+    inside = (q[:, 0] >= 0) & (q[:, 0] < size[0]) & (q[:, 1] >= 0) & (q[:, 1] < size[1])
     for idx, col in GROUPS:
         idx = np.array(list(idx))
-        for sel, mk in ((vis[idx], "o"), (~vis[idx], "x")):
-            ax.plot(q[idx[sel], 0], q[idx[sel], 1], mk, ms=4.5, mfc=col, mec="k" if mk == "o"
-                    else col, mew=0.6 if mk == "o" else 1.2, ls="none")
+        for sel, mk in ((vis[idx] & inside[idx], "o"), (~vis[idx] & inside[idx], "x")):
+            ax.plot(
+                q[idx[sel], 0],
+                q[idx[sel], 1],
+                mk,
+                ms=4.5,
+                mfc=col,
+                mec="k" if mk == "o" else col,
+                mew=0.6 if mk == "o" else 1.2,
+                ls="none",
+            )
     if numbers:
         cen = q[:, :2].mean(0)
         for k in range(68):
+            if not inside[k] or (not vis[k] and not label_hidden):
+                continue
             d = q[k, :2] - cen
             off = 9 * d / (np.linalg.norm(d) + 1e-9)
-            if k in (62, 66, 61, 63, 65, 67):  # inner lip: push labels vertically
-                off = np.array([0, -10 if k in (61, 62, 63) else 10])
-            if k in (51, 57, 49, 50, 52, 53, 55, 56, 58, 59):
+            if 48 <= k <= 59 and k not in (48, 54):  # outer lip: above / below
                 off = np.array([0, -11 if k <= 53 else 11])
-            if 36 <= k <= 47:
-                off = np.array([0, -10 if k in (37, 38, 43, 44) else 10])
-                off[0] = {36: -12, 39: 12, 42: -12, 45: 12}.get(k, 0)
-                off[1] = 0 if k in (36, 39, 42, 45) else off[1]
-            ax.annotate(str(k), q[k, :2], q[k, :2] + off, fontsize=fontsize, ha="center",
-                        va="center", color="k" if vis[k] else "gray",
-                        bbox=dict(boxstyle="round,pad=0.08", fc="white", ec="none", alpha=0.6))
+            if k in (61, 62, 63, 65, 66, 67):  # inner lip: above / below
+                off = np.array([0, -10 if k <= 63 else 10])
+            if 36 <= k <= 47:  # eyes: corners sideways, lids above / below
+                off = np.array(
+                    [
+                        {36: -12, 39: 12, 42: -12, 45: 12}.get(k, 0),
+                        0 if k in (36, 39, 42, 45) else (-10 if k in (37, 38, 43, 44) else 10),
+                    ]
+                )
+            ax.annotate(
+                str(k),
+                q[k, :2],
+                q[k, :2] + off,
+                fontsize=fontsize,
+                ha="center",
+                va="center",
+                color="k" if vis[k] else "gray",
+                bbox=LABEL_BOX,
+            )
+    ax.set_xlim(0, size[0])
+    ax.set_ylim(size[1], 0)
     if title:
         ax.set_title(title, fontsize=12)
+    return vis
 
 
-def figures(model, lm, topo, expr):
+def figures(lm, topo, expr):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -459,25 +575,71 @@ def figures(model, lm, topo, expr):
     OUT_FIG.mkdir(parents=True, exist_ok=True)
     fig = plt.figure(figsize=(12, 12), dpi=100)
     ax = fig.add_axes([0, 0, 1, 1])
-    draw(ax, expr["neutral"], f, lab, lm, size=(1200, 1200), span=0.175,
-         center=(0.0, -0.15, 0.624), fontsize=9)
+    vis = draw(
+        ax,
+        expr["neutral"],
+        f,
+        lab,
+        lm,
+        size=(1200, 1200),
+        span=0.175,
+        center=(0.0, -0.15, 0.624),
+        fontsize=9,
+    )
+    print(
+        f"visible in the frontal view: {vis.sum()}/68",
+        "" if vis.all() else f"hidden: {np.where(~vis)[0].tolist()}",
+    )
     fig.savefig(OUT_FIG / "landmarks_front.png")
     plt.close(fig)
 
-    fig, axs = plt.subplots(1, 2, figsize=(16, 8), dpi=100)
-    draw(axs[0], expr["neutral"], f, lab, lm, yaw=40, size=(800, 800), span=0.19,
-         center=(-0.02, -0.15, 0.624), fontsize=7, title="3/4 view (subject's right)")
-    draw(axs[1], expr["neutral"], f, lab, lm, yaw=90, size=(800, 800), span=0.19,
-         center=(-0.02, -0.13, 0.624), fontsize=7, title="side view (subject's right)")
+    fig, axs = plt.subplots(1, 2, figsize=(16, 8.4), dpi=100)
+    for ax, yaw, title in ((axs[0], 40, "3/4 view"), (axs[1], 90, "side view")):
+        draw(
+            ax,
+            expr["neutral"],
+            f,
+            lab,
+            lm,
+            yaw=yaw,
+            size=(800, 800),
+            span=0.19,
+            center=(-0.02, -0.14, 0.624),
+            fontsize=7,
+            label_hidden=False,
+            title=f"{title} of the subject's right (x = hidden)",
+        )
     fig.tight_layout()
     fig.savefig(OUT_FIG / "landmarks_side.png")
     plt.close(fig)
 
-    fig, axs = plt.subplots(1, 3, figsize=(21, 7.6), dpi=100)
-    for ax, key, title in zip(axs, ["jawOpen", "smile", "blink"],
-                              ["jawOpen 0.7", "mouthSmileLeft+Right 1", "eyeBlinkLeft+Right 1"]):
-        draw(ax, expr[key], f, lab, lm, size=(700, 700), span=0.15,
-             center=(0.0, -0.15, 0.62), fontsize=6, title=title)
+    panels = [
+        ("jawOpen", "jawOpen 0.7", (0.0, -0.15, 0.615), 0.17),
+        ("smile", "mouthSmileLeft/Right 1", (0.0, -0.15, 0.622), 0.17),
+        ("blink", "eyeBlinkLeft/Right 1", (0.0, -0.15, 0.622), 0.17),
+        ("jawOpen", "jawOpen 0.7 (mouth)", (0.0, -0.2, 0.592), 0.065),
+        ("smile", "smile (mouth)", (0.0, -0.2, 0.6), 0.075),
+        (
+            "blink",
+            "blink (right eye; 40/41 lie behind the closed upper lid)",
+            (-0.03, -0.19, 0.664),
+            0.045,
+        ),
+    ]
+    fig, axs = plt.subplots(2, 3, figsize=(21, 14.6), dpi=100)
+    for ax, (key, title, c, span) in zip(axs.ravel(), panels):
+        draw(
+            ax,
+            expr[key],
+            f,
+            lab,
+            lm,
+            size=(700, 700),
+            span=span,
+            center=c,
+            fontsize=7 if span > 0.1 else 9,
+            title=title,
+        )
     fig.tight_layout()
     fig.savefig(OUT_FIG / "landmarks_expr.png")
     plt.close(fig)
@@ -507,15 +669,23 @@ def main():
     if "FAILED" in rep["expression_checks"].values():
         raise SystemExit("expression checks failed")
 
+    if OUT_JSON.exists():
+        old = json.loads(OUT_JSON.read_text())["vertex_indices"]
+        changed = [k for k in range(68) if old[k] != lm[k]]
+        print("vs. existing json:", f"changed points {changed}" if changed else "unchanged")
     OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
-    data = {"scheme": "ibug68", "model": {"rig": "makehuman", "topology": "anny"},
-            "vertex_indices": lm, "names": NAMES}
-    OUT_JSON.write_text(json.dumps(data, indent=1) + "\n")
+    model_info = {"rig": "makehuman", "topology": "anny"}
+    OUT_JSON.write_text(
+        "{\n"
+        f' "scheme": "ibug68",\n "model": {json.dumps(model_info)},\n'
+        f' "vertex_indices": {json.dumps(lm)},\n "names": {json.dumps(NAMES)}\n'
+        "}\n"
+    )
     print("wrote", OUT_JSON)
     for k in range(68):
         print(f"{k:2d} {NAMES[k]:22s} {lm[k]:6d} " + " ".join(f"{c * 1000:7.1f}" for c in v[lm[k]]))
     if not args.no_figures:
-        figures(model, lm, topo, expr)
+        figures(lm, topo, expr)
         print("wrote", *(OUT_FIG / f"landmarks_{n}.png" for n in ("front", "side", "expr")))
 
 
