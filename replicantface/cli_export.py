@@ -29,9 +29,11 @@ def register(sub) -> None:
     w.add_argument("out", type=Path, help="OUT.zip, or a folder")
     w.add_argument("--parent", default="replicantface", help="folder name inside the zip")
     w.add_argument("--min-luminance", type=float, default=defaults.min_luminance,
-                   help=f"drop faces darker than this mean luma, 0..255 (default {defaults.min_luminance:g})")
+                   help="drop faces whose mean luma (0..255) is below this "
+                        f"(default {defaults.min_luminance:g})")
     w.add_argument("--min-face-px", type=float, default=defaults.min_face_px,
-                   help=f"drop face boxes narrower or shorter than this (default {defaults.min_face_px:g})")
+                   help="drop face boxes narrower or shorter than this "
+                        f"(default {defaults.min_face_px:g})")
     w.add_argument("--max-face-frac", type=float, default=defaults.max_face_frac,
                    help="drop face boxes larger than this fraction of the image side (default 2/3)")
     w.add_argument("--max-yaw-deg", type=float, default=defaults.max_yaw_deg,

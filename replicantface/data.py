@@ -48,7 +48,8 @@ from replicantface.dataset import load_sample, sample_names
 F = labels.CAM_TO_IMG
 # Image-frame mirror of x.
 MIRROR_X = np.diag([-1.0, 1.0, 1.0])
-_LR_CLASS_PAIRS = ((SegClass.RIGHT_EYE, SegClass.LEFT_EYE), (SegClass.RIGHT_BROW, SegClass.LEFT_BROW),
+_LR_CLASS_PAIRS = ((SegClass.RIGHT_EYE, SegClass.LEFT_EYE),
+                   (SegClass.RIGHT_BROW, SegClass.LEFT_BROW),
                    (SegClass.RIGHT_EAR, SegClass.LEFT_EAR))
 FLIP_CLASS_LUT = np.arange(256)
 for _r, _l in _LR_CLASS_PAIRS:
@@ -68,7 +69,8 @@ def rotation_from_pose(pose: np.ndarray) -> np.ndarray:
 
 def pose_from_rotation(rot_img: np.ndarray) -> np.ndarray:
     """[pitch, yaw, roll] radians (AFLW) of a head -> camera rotation in the image frame."""
-    neg_pitch, yaw, roll = Rotation.from_matrix(np.asarray(rot_img, dtype=np.float64)).as_euler("XYZ")
+    rot = Rotation.from_matrix(np.asarray(rot_img, dtype=np.float64))
+    neg_pitch, yaw, roll = rot.as_euler("XYZ")
     return np.array([-neg_pitch, yaw, roll])
 
 
@@ -160,8 +162,8 @@ def sample_from_mat(mat: dict, image: np.ndarray, name: str = "") -> dict:
     """Sample dict from a loaded .mat and its (H, W, 3) uint8 RGB image."""
     h, w = image.shape[:2]
     lab = labels_from_mat(mat, (w, h))
-    sample = {"name": name, "image": _image_tensor(image), "landmarks_2d": _f32(lab["landmarks_2d"]),
-              "box": _f32(lab["box"])}
+    sample = {"name": name, "image": _image_tensor(image),
+              "landmarks_2d": _f32(lab["landmarks_2d"]), "box": _f32(lab["box"])}
     if "landmarks_3d" in lab:
         sample["landmarks_3d"] = _f32(lab["landmarks_3d"])
     return _finish(sample, lab["pose"])
@@ -348,7 +350,8 @@ def _warp(sample: dict, forward: np.ndarray, out_size: tuple[int, int]) -> dict:
     grid_t = torch.as_tensor(grid, dtype=torch.float32)[None]
     out = _copy(sample)
     out["image"] = torch.nn.functional.grid_sample(
-        sample["image"][None], grid_t, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        sample["image"][None], grid_t, mode="bilinear", padding_mode="zeros",
+        align_corners=False)[0]
     if "mask" in sample:
         shifted = (sample["mask"].double() + 1.0)[None, None]
         m = torch.nn.functional.grid_sample(shifted, grid_t.double(), mode="nearest",
@@ -367,7 +370,8 @@ def _map_points(forward: np.ndarray, pts: torch.Tensor, z_scale: float = 1.0) ->
 
 def _map_box(forward: np.ndarray, box: torch.Tensor) -> torch.Tensor:
     x0, y0, x1, y1 = box.double().tolist()
-    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ forward[:2, :2].T + forward[:2, 2]
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    corners = corners @ forward[:2, :2].T + forward[:2, 2]
     return _f32(np.concatenate([corners.min(axis=0), corners.max(axis=0)]))
 
 
@@ -466,7 +470,8 @@ class RandomCropAroundBox:
         x0, y0, x1, y1 = sample["box"].double().tolist()
         side = max(x1 - x0, y1 - y0, 1.0) * rng.uniform(self.scale_min, self.scale_max)
         dx, dy = rng.uniform(-self.shift, self.shift, size=2) * side
-        return crop_resize(sample, ((x0 + x1) / 2.0 + dx, (y0 + y1) / 2.0 + dy), side, self.out_size)
+        centre = ((x0 + x1) / 2.0 + dx, (y0 + y1) / 2.0 + dy)
+        return crop_resize(sample, centre, side, self.out_size)
 
 
 @dataclass(frozen=True)
@@ -478,7 +483,8 @@ class ColorJitter:
     saturation: float = 0.3
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        b, c, s = (rng.uniform(1 - a, 1 + a) for a in (self.brightness, self.contrast, self.saturation))
+        amounts = (self.brightness, self.contrast, self.saturation)
+        b, c, s = (rng.uniform(1 - a, 1 + a) for a in amounts)
         img = sample["image"] * b
         img = (img - _gray(img).mean()) * c + _gray(img).mean()
         g = _gray(img)

@@ -79,7 +79,8 @@ class ExportFilter:
             "face_too_small": f"face box < {self.min_face_px:g} px",
             "face_too_large": f"face box > {self.max_face_frac:.3g} of the image",
             "yaw_too_large": f"|yaw| > {self.max_yaw_deg:g}°",
-            "benchmark": f"any |angle| > {BENCHMARK_LIMIT_DEG:g}°" + ("" if self.benchmark else " (off)"),
+            "benchmark": f"any |angle| > {BENCHMARK_LIMIT_DEG:g}°"
+            + ("" if self.benchmark else " (off)"),
         }
 
 
@@ -95,10 +96,11 @@ class ExportReport:
     rules: dict = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"{self.total} samples: {self.written} written, {self.already_present} already "
-               f"present, {sum(self.rejected.values())} rejected -> {self.out}"]
+        out = [(f"{self.total} samples: {self.written} written, {self.already_present} already "
+                f"present, {sum(self.rejected.values())} rejected -> {self.out}")]
         for reason in REJECT_REASONS:
-            out.append(f"  rejected {self.rejected.get(reason, 0):>6}  {self.rules.get(reason, reason)}")
+            count, rule = self.rejected.get(reason, 0), self.rules.get(reason, reason)
+            out.append(f"  rejected {count:>6}  {rule}")
         return out
 
 
@@ -121,13 +123,14 @@ def weak_perspective(modelview: np.ndarray, projection: np.ndarray,
     Returns ((2,) pixels x right / y down, scale in pixels per metre = f_px / depth, depth in m).
     """
     width, height = (int(v) for v in resolution)
-    origin_px, depth = labels.project_points(np.zeros((1, 3)), modelview, projection, (width, height))
+    origin_px, depth = labels.project_points(np.zeros((1, 3)), modelview, projection,
+                                             (width, height))
     focal_px = float(projection[1, 1]) * height / 2.0  # equals projection[0, 0] * width / 2
     return origin_px[0], focal_px / float(depth[0]), float(depth[0])
 
 
 def image_space_landmarks(sample: dict) -> np.ndarray:
-    """(68, 3) landmarks: x, y pixels (y down) and z pixels, larger = closer, z = 0 at the eye corners.
+    """(68, 3) landmarks: x, y pixels (y down); z pixels, larger = closer, 0 at the eye corners.
 
     z is the depth in metres times the weak-perspective scale, centred on landmarks 36, 39, 42, 45.
     """
@@ -276,7 +279,8 @@ def _rebuild_zip(out: Path, parent: str, present: set[str], dataset_dir: Path,
         old = zipfile.ZipFile(out) if present else None
         try:
             with zipfile.ZipFile(tmp, "w") as zf:
-                for stem in tqdm(stems, desc="300wlp: writing zip", unit="face", disable=not progress):
+                for stem in tqdm(stems, desc="300wlp: writing zip", unit="face",
+                                 disable=not progress):
                     jpg_name, mat_name = f"{parent}/{stem}.jpg", f"{parent}/{stem}.mat"
                     if stem in new:
                         jpg, mat = (dataset_dir / f"{stem}.jpg").read_bytes(), new[stem]

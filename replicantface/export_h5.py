@@ -96,7 +96,7 @@ def export_h5(dataset_dir: Path, out: Path, progress: bool = True) -> H5Report:
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(FILE_ATTRS)
-            opts = dict(track_times=False)
+            opts = {"track_times": False}
             ds = {
                 "images": f.create_dataset("images", (n, h, w, 3), dtype=np.uint8,
                                            chunks=(1, h, w, 3), compression="gzip",

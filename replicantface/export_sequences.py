@@ -1,4 +1,4 @@
-"""Export per-sequence ``.npz`` files in the layout of the face-multitask post (YouTube Faces style).
+"""Export per-sequence ``.npz`` files in the face-multitask post's layout (YouTube Faces style).
 
 One file per sequence: the samples ``face_{i:06d}_{j:02d}`` of one face index ``i`` (variation
 mode), frames in ``j`` order; or one file per sample for ordinary datasets. Keys and frames are in
@@ -34,7 +34,7 @@ def group_sequences(names: list[str]) -> dict[str, list[str]]:
 
 
 def box_corners(box: np.ndarray) -> np.ndarray:
-    """(4, 2) corners [top-left, top-right, bottom-right, bottom-left] of [x0, y0, x1, y1] pixels."""
+    """(4, 2) corners [top-left, top-right, bottom-right, bottom-left] of a [x0, y0, x1, y1] box."""
     x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 
@@ -60,8 +60,9 @@ class SequenceReport:
     already_present: int
 
     def lines(self) -> list[str]:
-        return [f"{self.samples} samples in {self.written + self.already_present} sequences: "
-                f"{self.written} written, {self.already_present} already present -> {self.out_dir}"]
+        total = self.written + self.already_present
+        return [(f"{self.samples} samples in {total} sequences: {self.written} written, "
+                 f"{self.already_present} already present -> {self.out_dir}")]
 
 
 def export_npz_sequences(dataset_dir: Path, out_dir: Path, progress: bool = True) -> SequenceReport:

@@ -69,7 +69,8 @@ def pose_metrics(pose_gt_rad: np.ndarray, pose_pred_rad: np.ndarray,
 
     Angle errors are plain absolute differences (no wrap-around), as HopeNet and 6DRepNet report.
     """
-    gt, pred = np.asarray(pose_gt_rad, dtype=np.float64), np.asarray(pose_pred_rad, dtype=np.float64)
+    gt = np.asarray(pose_gt_rad, dtype=np.float64)
+    pred = np.asarray(pose_pred_rad, dtype=np.float64)
     keep = benchmark_mask(gt, limit_deg) if limit_deg is not None else np.ones(len(gt), bool)
     gt, pred = gt[keep], pred[keep]
     if len(gt) == 0:
@@ -156,8 +157,8 @@ def read_predictions_csv(path: Path) -> Predictions:
     header = tuple(c.strip() for c in rows[0])
     with_lm = header == POSE_COLUMNS + LANDMARK_COLUMNS
     if header != POSE_COLUMNS and not with_lm:
-        raise PredictionError(f"{path}: header must be {','.join(POSE_COLUMNS)} optionally followed "
-                              f"by x0,y0,...,x67,y67; got {','.join(header[:6])}...")
+        raise PredictionError(f"{path}: header must be {','.join(POSE_COLUMNS)} optionally "
+                              f"followed by x0,y0,...,x67,y67; got {','.join(header[:6])}...")
     names, values = [], []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
@@ -173,7 +174,7 @@ def read_predictions_csv(path: Path) -> Predictions:
         raise PredictionError(f"{path} has no prediction rows")
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise PredictionError(f"{path}: duplicate names, e.g. {sorted(dup)[0]}")
+        raise PredictionError(f"{path}: duplicate names, e.g. {min(dup)}")
     arr = np.array(values, dtype=np.float64)
     if not np.isfinite(arr).all():
         raise PredictionError(f"{path}: non-finite values")
@@ -195,8 +196,8 @@ def format_pose_table(rows: list[tuple[str, PoseMetrics]]) -> str:
 
 def format_landmark_table(rows: list[tuple[str, LandmarkMetrics]]) -> str:
     """Markdown table of NMEs in percent."""
-    head = ["Variant", "NME eye %", "NME box %"] + [f"box {lo:g}-{hi:g}° %" for lo, hi in YAW_BINS_DEG] \
-        + ["box bins mean %"]
+    bins = [f"box {lo:g}-{hi:g}° %" for lo, hi in YAW_BINS_DEG]
+    head = ["Variant", "NME eye %", "NME box %", *bins, "box bins mean %"]
     body = [[v, _cell(100 * m.outer_eye), _cell(100 * m.box)]
             + [_cell(100 * b[0]) for b in m.box_bins] + [_cell(100 * m.box_bins_mean)]
             for v, m in rows]
@@ -216,7 +217,8 @@ class Evaluation:
     landmarks: LandmarkMetrics | None
 
 
-def evaluate(pred: Predictions, dataset, limit_deg: float | None = BENCHMARK_LIMIT_DEG) -> Evaluation:
+def evaluate(pred: Predictions, dataset,
+             limit_deg: float | None = BENCHMARK_LIMIT_DEG) -> Evaluation:
     """Score predictions against a ``data.FaceDataset``; every sample needs exactly one row."""
     index = {n: i for i, n in enumerate(dataset.names)}
     unknown = [n for n in pred.names if n not in index]
@@ -225,7 +227,8 @@ def evaluate(pred: Predictions, dataset, limit_deg: float | None = BENCHMARK_LIM
                               f"{unknown[0]!r} (names look like {dataset.names[0]!r})")
     missing = sorted(set(dataset.names) - set(pred.names))
     if missing:
-        raise PredictionError(f"{len(missing)} dataset samples have no prediction, e.g. {missing[0]!r}")
+        raise PredictionError(f"{len(missing)} dataset samples have no prediction, "
+                              f"e.g. {missing[0]!r}")
     gt = [dataset.labels(index[n]) for n in pred.names]
     pose_gt = np.stack([g["pose"] for g in gt])
     pose = pose_metrics(pose_gt, np.radians(pred.pose_deg), limit_deg)

@@ -47,6 +47,14 @@ def _dist_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     return best
 
 
+def _neck_weight(human) -> np.ndarray:
+    """(V,) total skinning weight of each vertex on the neck bones."""
+    weights = human.model.vertex_bone_weights.numpy()
+    bones = human.model.vertex_bone_indices.numpy()
+    neck = [human.bone_index[b] for b in ("neck01", "neck02", "neck03")]
+    return (weights * np.isin(bones, neck)).sum(axis=1)
+
+
 def classify_faces(human, verts: np.ndarray) -> np.ndarray:
     """(F,) uint8 class per face of ``human.faces`` on the neutral mesh ``verts`` (V, 3)."""
     faces = human.faces
@@ -65,11 +73,15 @@ def classify_faces(human, verts: np.ndarray) -> np.ndarray:
     cls[head] = SegClass.SKIN
     x, y, z = centres.T
 
-    # Below the jaw line (landmarks 0-16, fixed surface points) is neck.
-    jaw = lm[0:17]
-    order = np.argsort(jaw[:, 0])
-    jaw_z = np.interp(x, jaw[order, 0], jaw[order, 2])
-    cls[head & (z < jaw_z - 0.004)] = SegClass.NECK
+    # Neck: below the mandible's lower border (landmarks 4-12, fixed surface points), below
+    # and behind the jaw angles, or skinned mostly to the neck bones.
+    border = lm[4:13]
+    border_z = np.interp(x, border[:, 0], border[:, 2])
+    under_chin = (x > border[0, 0]) & (x < border[-1, 0]) & (z < border_z - 0.004)
+    angle_z = min(lm[4, 2], lm[12, 2])
+    behind_angles = (z < angle_z - 0.004) & (y > max(lm[4, 1], lm[12, 1]))
+    neck_weight = _neck_weight(human)[faces].mean(axis=1) > 0.3
+    cls[head & (under_chin | behind_angles | neck_weight)] = SegClass.NECK
 
     ears = _sample_uv(_uv_mask("ears"), uv_centres) > 0.5
     cls[head & ears & (x < 0)] = SegClass.RIGHT_EAR

@@ -86,7 +86,8 @@ def draw_tile(jpg: bytes, mat: dict, tile: int) -> Image.Image:
         draw.line([(tdx, tdy), tip], fill=colour, width=max(3, tile // 80))
     font = ImageFont.load_default(size=max(11, tile // 18))
     caption = "p{:+.0f} y{:+.0f} r{:+.0f}".format(*np.degrees([pitch, yaw, roll]))
-    draw.text((4, 2), caption, fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    draw.text((4, 2), caption, fill=(255, 255, 255), font=font, stroke_width=2,
+              stroke_fill=(0, 0, 0))
     return img
 
 
@@ -107,8 +108,9 @@ def main(argv=None) -> int:
         export_300wlp(raw, zpath, filt=ExportFilter(min_face_px=0, max_face_frac=1.0))
         with zipfile.ZipFile(zpath) as zf:
             stems = sorted({n[:-4] for n in zf.namelist() if n.endswith(".mat")})
-            tiles = [draw_tile(zf.read(f"{s}.jpg"), scipy.io.loadmat(io.BytesIO(zf.read(f"{s}.mat"))),
-                               args.tile) for s in stems]
+            tiles = [draw_tile(zf.read(f"{s}.jpg"),
+                               scipy.io.loadmat(io.BytesIO(zf.read(f"{s}.mat"))), args.tile)
+                     for s in stems]
     cols = min(args.columns, len(tiles))
     rows = (len(tiles) + cols - 1) // cols
     footer = max(16, args.tile // 14)
@@ -116,7 +118,8 @@ def main(argv=None) -> int:
     for i, t in enumerate(tiles):
         sheet.paste(t, ((i % cols) * args.tile, (i // cols) * args.tile))
     ImageDraw.Draw(sheet).text(
-        (4, rows * args.tile + 2), "HopeNet draw_axis(Pose_Para): x red, y green, z blue (out of the face) "
+        (4, rows * args.tile + 2),
+        "HopeNet draw_axis(Pose_Para): x red, y green, z blue (out of the face) "
         "at (tx, h - ty); yellow: pt2d",
         fill=(230, 230, 230), font=ImageFont.load_default(size=footer - 6))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -126,7 +126,7 @@ NOSTRIL_R = 313  # nostril sill, half-way between the wing point and the subnasa
 # ramus along the frontal silhouette to the jaw angle, then along the lower border of the
 # mandible, taken as the line where the skin normal points 45 deg below horizontal
 # (n_z = -0.707), to the chin: 17 points evenly spaced along that curve.
-JAW_TOP_R = [5734, 869, 912, 895, 894]
+JAW_TOP_R = [5386, 5734, 869, 912, 895, 894]
 JAW_EVENNESS = 1.0  # weight of even spacing vs. distance to the curve in snap_evenly
 CHIN = 5155  # gnathion: midline vertex whose profile normal points 45 deg downward
 # Brow targets in the frontal (x, z) plane, in eye-corner units: u along the outer->inner
