@@ -27,7 +27,6 @@ Augmentations are frozen dataclasses called as ``t(sample, rng)`` with an explic
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
 from collections.abc import Callable, Sequence
@@ -287,12 +286,6 @@ class FaceDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             sample = self.transform(sample, rng)
         return sample
-
-
-def dataset_info(source: Path) -> dict:
-    """dataset.json of a raw dataset folder ({} for other sources)."""
-    path = Path(source) / "dataset.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import scipy.io
 
 from replicantface import __version__, labels
 from replicantface.classes import FACE_SKIN_CLASSES
-from replicantface.dataset import atomic_write_bytes, load_sample, sample_names
+from replicantface.dataset import load_sample, sample_names
 
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 MAT_HEADER = f"MATLAB 5.0 MAT-file, written by replicantface {__version__}".encode()
@@ -169,6 +169,28 @@ def encode_mat(fields: dict) -> bytes:
     return bytes(data)
 
 
+def publish(tmp: Path, path: Path) -> Path:
+    """Give a finished temp file the usual permissions (mkstemp makes it 0600), rename it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` through a temp file in the same folder, then rename it to ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return publish(Path(tmp), path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def dataset_names(dataset_dir: Path) -> list[str]:
     """Sorted sample names of a raw dataset folder, or DatasetError."""
     dataset_dir = Path(dataset_dir)
@@ -242,48 +264,56 @@ def export_300wlp(dataset_dir: Path, out: Path, parent: str = "replicantface",
         present = {n for n in names if (out / parent / f"{n}.mat").is_file()
                    and (out / parent / f"{n}.jpg").is_file()}
     rejected = dict.fromkeys(REJECT_REASONS, 0)
-    new_entries: list[tuple[str, bytes | None]] = []  # (name, mat bytes); jpg read when writing
     todo = [n for n in names if n not in present]
-    for name in tqdm(todo, desc="300wlp: filtering", unit="face", disable=not progress):
+
+    def convert(name: str) -> bytes | None:
+        """The .mat bytes of a kept sample; None (and counted) for a rejected one."""
         sample = load_sample(dataset_dir, name)
         reason = filt.reject_reason(sample)
         if reason is not None:
             rejected[reason] += 1
-            continue
-        mat = encode_mat(mat_fields(sample))
-        if as_zip:
-            new_entries.append((name, mat))
-        else:
-            folder = out / parent
+            return None
+        return encode_mat(mat_fields(sample))
+
+    if as_zip:
+        if todo or not out.exists():
+            _rebuild_zip(out, parent, present, todo, dataset_dir, convert, progress)
+    else:
+        folder = out / parent
+        for name in tqdm(todo, desc="300wlp", unit="face", disable=not progress):
+            mat = convert(name)
+            if mat is None:
+                continue
             folder.mkdir(parents=True, exist_ok=True)
             # The .mat comes last: its presence marks the pair complete.
-            atomic_write_bytes(folder / f"{name}.jpg", (dataset_dir / f"{name}.jpg").read_bytes())
-            atomic_write_bytes(folder / f"{name}.mat", mat)
-    if as_zip and (new_entries or not out.exists()):
-        _rebuild_zip(out, parent, present, dataset_dir, new_entries, progress)
+            write_atomic(folder / f"{name}.jpg", (dataset_dir / f"{name}.jpg").read_bytes())
+            write_atomic(folder / f"{name}.mat", mat)
     return ExportReport(out=out, total=len(names), written=len(todo) - sum(rejected.values()),
                         already_present=len(present), rejected=rejected, rules=filt.describe())
 
 
-def _rebuild_zip(out: Path, parent: str, present: set[str], dataset_dir: Path,
-                 new_entries: list[tuple[str, bytes]], progress: bool) -> None:
-    """Write old pairs plus new ones, all in sorted member order, to a temp file; then rename."""
+def _rebuild_zip(out: Path, parent: str, present: set[str], todo: list[str], dataset_dir: Path,
+                 convert, progress: bool) -> None:
+    """Write the present pairs plus the converted new ones, all in sorted member order, to a temp
+    file beside ``out``; then rename it over ``out``. ``convert(name)`` gives .mat bytes or None."""
     from tqdm import tqdm
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = dict(new_entries)
-    stems = sorted(present | set(new))
+    new = set(todo)
+    stems = sorted(present | new)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     try:
         old = zipfile.ZipFile(out) if present else None
         try:
             with zipfile.ZipFile(tmp, "w") as zf:
-                for stem in tqdm(stems, desc="300wlp: writing zip", unit="face",
-                                 disable=not progress):
+                for stem in tqdm(stems, desc="300wlp", unit="face", disable=not progress):
                     jpg_name, mat_name = f"{parent}/{stem}.jpg", f"{parent}/{stem}.mat"
                     if stem in new:
-                        jpg, mat = (dataset_dir / f"{stem}.jpg").read_bytes(), new[stem]
+                        mat = convert(stem)
+                        if mat is None:
+                            continue
+                        jpg = (dataset_dir / f"{stem}.jpg").read_bytes()
                     else:
                         jpg, mat = old.read(jpg_name), old.read(mat_name)
                     zf.writestr(_zip_info(jpg_name, stored=True), jpg)
@@ -291,7 +321,7 @@ def _rebuild_zip(out: Path, parent: str, present: set[str], dataset_dir: Path,
         finally:
             if old is not None:
                 old.close()
-        os.replace(tmp, out)
+        publish(Path(tmp), out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -22,6 +22,7 @@ from replicantface.export_300wlp import (
     DatasetError,
     dataset_names,
     image_space_landmarks,
+    publish,
     weak_perspective,
 )
 from replicantface.export_sequences import sequence_key
@@ -124,7 +125,7 @@ def export_h5(dataset_dir: Path, out: Path, progress: bool = True) -> H5Report:
                 ds["images"][i] = sample["image"]
                 for key, value in h5_labels(sample).items():
                     ds[key][i] = value
-        os.replace(tmp, out)
+        publish(Path(tmp), out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

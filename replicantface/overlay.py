@@ -57,14 +57,15 @@ def draw_overlay(image: np.ndarray, sample: dict, numbers: bool = False, axes: b
     if landmarks:
         pts = sample["landmarks_2d"]
         vis = sample.get("landmarks_visible", np.ones(len(pts), bool))
-        font = ImageFont.load_default(size=max(8, int(9 * r))) if numbers else None
+        font = ImageFont.load_default(size=max(8, int(5 * r))) if numbers else None
         for idx, colour in GROUPS.values():
             for i in idx:
                 x, y = pts[i]
                 c = colour if vis[i] else tuple(v // 3 for v in colour)
                 draw.ellipse([x - r, y - r, x + r, y + r], fill=c)
                 if numbers:
-                    draw.text((x + r, y - 3 * r), str(i), fill=c, font=font)
+                    draw.text((x + r, y - 3 * r), str(i), fill=c, font=font,
+                              stroke_width=1, stroke_fill=(0, 0, 0))
     return img
 
 

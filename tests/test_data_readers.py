@@ -199,6 +199,9 @@ def test_published_300wlp_zip_ignores_landmark_folders(tmp_path):
     batch = next(iter(loader))
     assert batch["image"].shape == (3, 3, 64, 64) and batch["landmarks_2d"].shape == (3, 68, 2)
     assert len(batch["name"]) == 3
+    # Worker processes open their own zip handle (the parent's is already open here).
+    workers = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2)
+    assert [b["name"][0] for b in workers] == ds.names
 
 
 def test_unreadable_source(tmp_path):

@@ -254,6 +254,9 @@ def test_deterministic_and_resumable_zip(raw_dataset, exported, tmp_path, capsys
     again = tmp_path / "again.zip"
     assert main(["export", "300wlp", str(raw_dataset), str(again), "--no-progress"]) == 0
     assert again.read_bytes() == exported.read_bytes()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert again.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
 
     partial = tmp_path / "partial.zip"
     assert main(["export", "300wlp", str(raw_dataset), str(partial), "--no-progress",
