@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--config", type=Path, help="TOML file with randomizer settings (overrides --preset)")
     g.add_argument("--quality", default="preview", help=f"render quality: {', '.join(QUALITY)}")
     g.add_argument("--resolution", type=int, help="image side in pixels (default: the quality's)")
+    g.add_argument("--variations", type=int, default=0,
+                   help="variation mode: per face one neutral sample plus M variations of expression "
+                        "and lighting, named face_{i:06d}_{j:02d} (default 0: off)")
     g.add_argument("--cpu", action="store_true", help="render on the CPU even if a GPU is present")
 
     s = sub.add_parser("sheet", help="contact sheet of a dataset with the labels drawn")
@@ -47,9 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--columns", type=int, default=4)
     s.add_argument("--tile", type=int, default=320)
 
-    from replicantface import cli_export
+    from replicantface import cli_batch, cli_export
 
     cli_export.register(sub)
+    cli_batch.register(sub)
     return p
 
 
@@ -98,6 +102,8 @@ def cmd_generate(args) -> int:
         raise UsageError(f"unknown --quality {args.quality!r}; choose from {', '.join(QUALITY)}")
     if args.resolution is not None and not 32 <= args.resolution <= 4096:
         raise UsageError(f"--resolution must be in [32, 4096], got {args.resolution}")
+    if not 0 <= args.variations <= 99:
+        raise UsageError(f"--variations must be in [0, 99], got {args.variations}")
     cfg = load_config(args.config) if args.config else load_preset(args.preset)
     check_writable_dir(args.out)
 
@@ -107,19 +113,21 @@ def cmd_generate(args) -> int:
     from replicantface.generate import Generator
 
     gen = Generator(cfg, quality=args.quality, resolution=args.resolution, use_gpu=not args.cpu)
-    meta = dataset.dataset_metadata(cfg.to_dict(), args.quality, gen.resolution, args.seed)
+    meta = dataset.dataset_metadata(cfg.to_dict(), args.quality, gen.resolution, args.seed,
+                                    args.variations)
     try:
         dataset.write_metadata(args.out, meta)
     except FileExistsError as exc:
         raise UsageError(str(exc)) from exc
-    indices = range(args.start, args.start + args.count)
-    todo = [i for i in indices if not dataset.is_complete(args.out, dataset.stem(i))]
-    skipped = len(indices) - len(todo)
+    jobs = dataset.sample_jobs(args.start, args.count, args.variations)
+    todo = [job for job in jobs if not dataset.is_complete(args.out, dataset.stem(*job))]
+    skipped = len(jobs) - len(todo)
     t0 = time.perf_counter()
     render_s = 0.0
-    for index in tqdm(todo, desc=f"rendering ({gen.device})", unit="face"):
-        sample = gen.render(gen.params(args.seed, index))
-        dataset.write_sample(args.out, dataset.stem(index), sample.rgb, sample.mask, sample.labels)
+    for index, variation in tqdm(todo, desc=f"rendering ({gen.device})", unit="face"):
+        sample = gen.render(gen.params(args.seed, index, variation))
+        dataset.write_sample(args.out, dataset.stem(index, variation), sample.rgb, sample.mask,
+                             sample.labels)
         render_s += sample.timings["render_s"]
     total = time.perf_counter() - t0
     done = len(todo)

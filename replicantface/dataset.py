@@ -31,6 +31,13 @@ def stem(index: int, variation: int | None = None) -> str:
     return f"face_{index:06d}" if variation is None else f"face_{index:06d}_{variation:02d}"
 
 
+def sample_jobs(start: int, count: int, variations: int = 0) -> list[tuple[int, int | None]]:
+    """(index, variation) pairs of a run; variation is None unless variation mode is on."""
+    if variations <= 0:
+        return [(i, None) for i in range(start, start + count)]
+    return [(i, j) for i in range(start, start + count) for j in range(variations + 1)]
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
     path = Path(path)
@@ -79,8 +86,10 @@ def is_complete(out_dir: Path, name: str) -> bool:
     return all((out_dir / f"{name}{suffix}").is_file() for suffix in (".npz", ".jpg", "_mask.png"))
 
 
-def dataset_metadata(config: dict, quality: str, resolution: int, seed: int) -> dict:
+def dataset_metadata(config: dict, quality: str, resolution: int, seed: int,
+                     variations: int = 0) -> dict:
     return {
+        "variations": variations,
         "generator": "replicantface",
         "version": __version__,
         "seed": seed,
@@ -99,7 +108,7 @@ def write_metadata(out_dir: Path, meta: dict) -> Path:
     meta = json.loads(json.dumps(meta))  # tuples -> lists, as they read back
     if path.exists():
         old = json.loads(path.read_text())
-        keys = ("config", "quality", "resolution", "seed")
+        keys = ("config", "quality", "resolution", "seed", "variations")
         if any(old.get(k) != meta.get(k) for k in keys):
             raise FileExistsError(
                 f"{path} was written with other settings (config, quality, resolution or seed); "

@@ -27,6 +27,8 @@ from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
 
 # Each randomizer gets its own child stream of SeedSequence([seed, index]), in this order.
 _STREAMS = ("identity", "expression", "pose", "camera", "appearance", "lighting")
+# What variation mode redraws per variation; everything else is fixed per face.
+_VARIED = ("expression", "lighting")
 OCCLUSION_TOLERANCE_M = 0.002
 
 
@@ -40,26 +42,40 @@ class SampleParams:
     camera: CameraParams
     appearance: AppearanceParams
     lighting: LightingParams
+    variation: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
 def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: list[str],
-                  hdri_names: list[str]) -> SampleParams:
-    """Every random choice of one sample; depends only on (seed, index) and the config."""
+                  hdri_names: list[str], variation: int | None = None) -> SampleParams:
+    """Every random choice of one sample; depends only on (seed, index[, variation]) and the config.
+
+    Variation mode keeps a face's identity, appearance, pose and camera (drawn from
+    ``(seed, index)``) and redraws expression and lighting from ``(seed, index, variation)``;
+    variation 0 is the neutral expression.
+    """
     streams = np.random.SeedSequence([seed, index]).spawn(len(_STREAMS))
     rng = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, streams)}
+    if variation is not None:
+        varied = np.random.SeedSequence([seed, index, variation]).spawn(len(_STREAMS))
+        for name in _VARIED:
+            rng[name] = np.random.default_rng(varied[_STREAMS.index(name)])
     identity = sample_identity(rng["identity"], cfg.identity, change_labels)
+    expression = sample_expression(rng["expression"], cfg.expression)
+    if variation == 0:
+        expression = ExpressionParams({}, 0.0, 0.0)
     return SampleParams(
         seed=seed,
         index=index,
         identity=identity,
-        expression=sample_expression(rng["expression"], cfg.expression),
+        expression=expression,
         pose=sample_pose(rng["pose"], cfg.pose),
         camera=sample_camera(rng["camera"], cfg.camera),
         appearance=sample_appearance(rng["appearance"], cfg.appearance, identity.age_years),
         lighting=sample_lighting(rng["lighting"], cfg.lighting, hdri_names),
+        variation=variation,
     )
 
 
@@ -108,8 +124,8 @@ class Generator:
         self.resolution = int(resolution or self.resolution)
         self._scene.apply_quality(self.handles, self.quality, self.resolution)
 
-    def params(self, seed: int, index: int) -> SampleParams:
-        return sample_params(seed, index, self.cfg, self.change_labels, sorted(self.hdris))
+    def params(self, seed: int, index: int, variation: int | None = None) -> SampleParams:
+        return sample_params(seed, index, self.cfg, self.change_labels, sorted(self.hdris), variation)
 
     def render(self, params: SampleParams) -> Sample:
         t0 = time.perf_counter()
@@ -194,6 +210,7 @@ def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray,
         "expression": params.expression.vector(),
         "seed": np.int64(params.seed),
         "index": np.int64(params.index),
+        "variation": np.int64(-1 if params.variation is None else params.variation),
         "params": np.array(params.to_json()),
     }
 
