@@ -12,7 +12,7 @@ from replicantface.camera import CameraConfig
 from replicantface.expression import ExpressionConfig
 from replicantface.identity import IdentityConfig
 from replicantface.lighting import LightingConfig
-from replicantface.pose import PoseConfig
+from replicantface.pose import DISTRIBUTIONS, PoseComponent, PoseConfig
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
 DEFAULT_RESOLUTION = 640
@@ -72,7 +72,10 @@ _RANGES = {
     "extra_weight_max": (0.0, 1.0), "extra_actions_max": (0, 20),
     "head_yaw_deg": (0.0, 180.0), "head_pitch_deg": (0.0, 90.0), "head_roll_deg": (0.0, 90.0),
     "camera_heading_deg": (0.0, 180.0), "camera_pitch_deg": (0.0, 80.0),
-    "head_beta_a": (0.05, 100.0), "camera_beta_a": (0.05, 100.0),
+    "head_beta_a": (0.05, 100.0), "camera_beta_a": (0.05, 100.0), "weight": (0.0, 1000.0),
+    "head_yaw_offset_deg": (-90.0, 90.0), "head_pitch_offset_deg": (-90.0, 90.0),
+    "head_roll_offset_deg": (-90.0, 90.0), "camera_heading_offset_deg": (-180.0, 180.0),
+    "camera_pitch_offset_deg": (-80.0, 80.0),
     "face_fraction_min": (0.05, 1.0), "face_fraction_max": (0.05, 1.0),
     "fstop_min": (0.5, 64.0), "fstop_max": (0.5, 64.0), "shift_max": (0.0, 0.5),
     "gaze_yaw_deg_max": (0.0, 45.0), "gaze_pitch_deg_max": (0.0, 40.0),
@@ -122,7 +125,17 @@ def _build_section(cls, values: dict, where: str):
         if key not in fields:
             raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(fields)}")
         default = getattr(defaults, key)
-        if isinstance(default, tuple):
+        if cls is PoseConfig and key == "components":
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where}: components must be a non-empty array of tables")
+            value = tuple(_build_section(PoseComponent, item, f"{where}.components[{i}]")
+                          for i, item in enumerate(value))
+            if sum(c.weight for c in value) <= 0:
+                raise ConfigError(f"{where}: the component weights must not all be 0")
+        elif key == "distribution":
+            if value not in DISTRIBUTIONS:
+                raise ConfigError(f"{where}: distribution = {value!r}; allowed: {', '.join(DISTRIBUTIONS)}")
+        elif isinstance(default, tuple):
             value = tuple(value) if isinstance(value, list) else value
             if not isinstance(value, tuple) or not all(isinstance(v, (int, float)) for v in value):
                 raise ConfigError(f"{where}: {key} must be a list of numbers")

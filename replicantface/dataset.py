@@ -27,6 +27,15 @@ LANDMARK_SCHEME = {
 }
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def stem(index: int, variation: int | None = None) -> str:
     return f"face_{index:06d}" if variation is None else f"face_{index:06d}_{variation:02d}"
 
@@ -45,6 +54,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

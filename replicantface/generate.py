@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from replicantface import labels
 from replicantface.appearance import AppearanceParams, sample_appearance
@@ -22,7 +23,7 @@ from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import LightingParams, builtin_hdris, sample_lighting
-from replicantface.pose import PoseParams, sample_pose
+from replicantface.pose import PoseParams, head_rotation_body, sample_pose
 from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
 
 # Each randomizer gets its own child stream of SeedSequence([seed, index]), in this order.
@@ -154,12 +155,7 @@ class Generator:
         """Evaluate anny for the sample, plus the teeth that go with it (world frame)."""
         ident = params.identity
         expr = params.expression
-        pose = params.pose
-        head_rot = labels.rotation_from_pose_aflw(
-            np.radians([pose.head_pitch_deg, pose.head_yaw_deg, pose.head_roll_deg]))
-        from scipy.spatial.transform import Rotation
-
-        rotvec = Rotation.from_matrix(head_rot).as_rotvec()
+        rotvec = Rotation.from_matrix(head_rotation_body(params.pose)).as_rotvec()
         phen = ident.phenotype_kwargs()
         geo = self.human.evaluate(
             phenotypes=phen,

@@ -26,15 +26,22 @@ def test_unknown_preset_names_the_choices():
 
 def test_unknown_key_is_named(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text("[pose]\nhead_yaw = 3\n")
-    with pytest.raises(config.ConfigError, match=r"\[pose\]: unknown key 'head_yaw'.*head_yaw_deg"):
+    f.write_text("[[pose.components]]\nhead_yaw = 3\n")
+    with pytest.raises(config.ConfigError, match=r"components\[0\]: unknown key 'head_yaw'.*head_yaw_deg"):
         config.load_config(f)
 
 
 def test_out_of_range_value_names_key_and_range(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text("[pose]\nhead_pitch_deg = 400\n")
+    f.write_text("[[pose.components]]\nhead_pitch_deg = 400\n")
     with pytest.raises(config.ConfigError, match=r"head_pitch_deg = 400 is out of range \[0.0, 90.0\]"):
+        config.load_config(f)
+
+
+def test_bad_distribution_name(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[[pose.components]]\ndistribution = "gauss"\n')
+    with pytest.raises(config.ConfigError, match="distribution = 'gauss'; allowed: beta, uniform"):
         config.load_config(f)
 
 
@@ -68,3 +75,37 @@ def test_no_global_random_state_in_package():
                         re.M)
     offenders = [p.name for p in PACKAGE.rglob("*.py") if banned.search(p.read_text())]
     assert offenders == []
+
+
+@pytest.mark.parametrize("preset", ["replicantface-original", "pitch-bias", "replicantface-published", "wide"])
+def test_pose_presets_match_their_formulas(preset):
+    """Sampled moments of every angle match the analytic mixture moments."""
+    from replicantface.pose import ANGLES, analytic_moments, sample_pose
+
+    cfg = config.load_preset(preset).pose
+    rng = np.random.default_rng(0)
+    draws = [sample_pose(rng, cfg) for _ in range(20000)]
+    for angle, (mean, var) in analytic_moments(cfg).items():
+        x = np.array([getattr(d, f"{angle}_deg") for d in draws])
+        sd = np.sqrt(var)
+        assert abs(x.mean() - mean) < 4 * sd / np.sqrt(len(x)) + 1e-9, angle
+        assert x.var() == pytest.approx(var, rel=0.05), angle
+
+
+def test_published_is_a_75_25_mixture():
+    from replicantface.pose import sample_pose
+
+    cfg = config.load_preset("replicantface-published").pose
+    rng = np.random.default_rng(1)
+    comps = np.array([sample_pose(rng, cfg).component for _ in range(8000)])
+    assert comps.mean() == pytest.approx(0.25, abs=0.02)
+
+
+def test_pitch_bias_formula_values():
+    """pitch-bias: head pitch (b(4)*20 + 3) deg looking down = AFLW -(...); camera b(4)*5 - 2."""
+    from replicantface.pose import analytic_moments
+
+    m = analytic_moments(config.load_preset("pitch-bias").pose)
+    assert m["head_pitch"] == pytest.approx((-3.0, 400.0 / 9.0))
+    assert m["camera_pitch"] == pytest.approx((-2.0, 25.0 / 9.0))
+    assert m["head_roll"] == pytest.approx((0.0, 100.0 / 9.0))

@@ -143,3 +143,29 @@ def test_same_index_same_labels(generator):
     for key in ("modelview", "vertices", "landmarks_2d", "pose_aflw", "gaze", "expression"):
         np.testing.assert_array_equal(a.labels[key], b.labels[key], err_msg=key)
     np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_analytic_pose_equals_rendered_label(generator):
+    """`replicantface poses` predicts labels without rendering; they must match the renders."""
+    from replicantface.pose import label_pose
+
+    for i in range(3):
+        params = generator.params(21, i)
+        geo, _, _ = generator.pose_human(params)
+        from replicantface.camera import orbit_camera_to_world
+
+        cam = orbit_camera_to_world(geo.head_to_world[:3, 3], params.pose.camera_heading_deg,
+                                    params.pose.camera_pitch_deg, params.camera.distance_m)
+        rendered = labels.pose_aflw_from_rotation(cam[:3, :3].T @ geo.head_to_world[:3, :3])
+        np.testing.assert_allclose(np.degrees(label_pose(params.pose)), np.degrees(rendered), atol=0.01)
+
+
+def test_variations_keep_the_pose(generator):
+    base = generator.render(generator.params(13, 2, variation=0))
+    assert base.params.expression.weights == {}
+    for j in (1, 2, 3):
+        v = generator.render(generator.params(13, 2, variation=j))
+        assert v.params.pose == base.params.pose and v.params.identity == base.params.identity
+        assert v.params.lighting != base.params.lighting
+        np.testing.assert_allclose(np.degrees(v.labels["pose_aflw"]), np.degrees(base.labels["pose_aflw"]),
+                                   atol=0.01)
