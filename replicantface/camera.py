@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 SENSOR_MM = 36.0
-# Chin-to-hairline height of an adult face, used only to choose the distance.
-FACE_HEIGHT_M = 0.21
+# Height of the face-skin box of a bald adult head (chin to crown), used only to choose the
+# distance: the face box then spans about ``face_fraction`` of the image height.
+FACE_HEIGHT_M = 0.24
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,38 @@ def orbit_camera_to_world(target: np.ndarray, heading_deg: float, pitch_deg: flo
     m = np.eye(4)
     m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, up, back, eye
     return m
+
+
+@dataclass(frozen=True)
+class PostConfig:
+    """Sensor noise (Gaussian, sd as a fraction of full scale) and JPEG quality variation."""
+
+    noise_prob: float = 0.5
+    noise_std_max: float = 0.025
+    jpeg_quality_min: int = 70
+    jpeg_quality_max: int = 95
+
+
+@dataclass(frozen=True)
+class PostParams:
+    noise_std: float
+    noise_seed: int
+    jpeg_quality: int
+
+
+def sample_post(rng: np.random.Generator, cfg: PostConfig) -> PostParams:
+    noisy = rng.random() < cfg.noise_prob
+    return PostParams(
+        noise_std=float(rng.uniform(0.0, cfg.noise_std_max)) if noisy else 0.0,
+        noise_seed=int(rng.integers(2**31)),
+        jpeg_quality=int(rng.integers(cfg.jpeg_quality_min, cfg.jpeg_quality_max + 1)),
+    )
+
+
+def apply_sensor_noise(rgb: np.ndarray, params: PostParams) -> np.ndarray:
+    """(H, W, 3) uint8 with Gaussian sensor noise added (deterministic from the params)."""
+    if params.noise_std <= 0:
+        return rgb
+    rng = np.random.default_rng(params.noise_seed)
+    noise = rng.normal(0.0, params.noise_std * 255.0, size=rgb.shape)
+    return np.clip(rgb + noise, 0, 255).astype(np.uint8)

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--config", type=Path, help="TOML file with randomizer settings (overrides --preset)")
     g.add_argument("--quality", default="preview", help=f"render quality: {', '.join(QUALITY)}")
     g.add_argument("--resolution", type=int, help="image side in pixels (default: the quality's)")
+    g.add_argument("--hdri-dir", type=Path, action="append", default=[],
+                   help="extra folder of .hdr/.exr environment maps (repeatable); assets/hdris/ "
+                        "and Blender's 8 bundled maps are always used")
     g.add_argument("--variations", type=int, default=0,
                    help="variation mode: per face one neutral sample plus M variations of expression "
                         "and lighting, named face_{i:06d}_{j:02d} (default 0: off)")
@@ -49,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--columns", type=int, default=4)
     s.add_argument("--tile", type=int, default=320)
+
+    h = sub.add_parser("poses", help="histograms of a preset's label poses, without rendering")
+    h.add_argument("--preset", default="default")
+    h.add_argument("--config", type=Path)
+    h.add_argument("--count", type=int, default=100_000)
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--out", type=Path, required=True, help="PNG file")
 
     from replicantface import cli_batch, cli_export
 
@@ -64,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "sheet":
             return cmd_sheet(args)
+        if args.command == "poses":
+            return cmd_poses(args)
         if hasattr(args, "func"):
             return args.func(args)
     except (UsageError, ConfigError) as exc:
@@ -105,6 +117,9 @@ def cmd_generate(args) -> int:
     if not 0 <= args.variations <= 99:
         raise UsageError(f"--variations must be in [0, 99], got {args.variations}")
     cfg = load_config(args.config) if args.config else load_preset(args.preset)
+    for folder in args.hdri_dir:
+        if not folder.is_dir():
+            raise UsageError(f"--hdri-dir {folder} is not a folder")
     check_writable_dir(args.out)
 
     from tqdm import tqdm
@@ -112,7 +127,8 @@ def cmd_generate(args) -> int:
     from replicantface import dataset
     from replicantface.generate import Generator
 
-    gen = Generator(cfg, quality=args.quality, resolution=args.resolution, use_gpu=not args.cpu)
+    gen = Generator(cfg, quality=args.quality, resolution=args.resolution, use_gpu=not args.cpu,
+                    hdri_dirs=tuple(args.hdri_dir))
     meta = dataset.dataset_metadata(cfg.to_dict(), args.quality, gen.resolution, args.seed,
                                     args.variations)
     try:
@@ -146,4 +162,23 @@ def cmd_sheet(args) -> int:
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
     print(f"contact sheet -> {out}")
+    return 0
+
+
+def cmd_poses(args) -> int:
+    if args.count < 1:
+        raise UsageError(f"--count must be at least 1, got {args.count}")
+    if args.out.suffix.lower() != ".png":
+        raise UsageError(f"--out must be a .png file, got {args.out}")
+    cfg = load_config(args.config) if args.config else load_preset(args.preset)
+    check_writable_dir(args.out.parent)
+    from replicantface.pose_plots import plot_pose_histograms
+
+    t0 = time.perf_counter()
+    stats = plot_pose_histograms(cfg, args.count, args.out, seed=args.seed)
+    p, y, r = stats["mean_deg"]
+    sp, sy, sr = stats["sd_deg"]
+    print(f"{args.count} poses in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    print(f"label pitch {p:+.1f} ± {sp:.1f}, yaw {y:+.1f} ± {sy:.1f}, roll {r:+.1f} ± {sr:.1f} deg; "
+          f"{stats['share_over_99deg']:.1%} beyond ±99°")
     return 0

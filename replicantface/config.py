@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replicantface.appearance import AppearanceConfig
-from replicantface.camera import CameraConfig
+from replicantface.camera import CameraConfig, PostConfig
 from replicantface.expression import ExpressionConfig
 from replicantface.identity import IdentityConfig
 from replicantface.lighting import LightingConfig
@@ -57,6 +57,7 @@ class GeneratorConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
+    post: PostConfig = field(default_factory=PostConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,6 +80,12 @@ _RANGES = {
     "face_fraction_min": (0.05, 1.0), "face_fraction_max": (0.05, 1.0),
     "fstop_min": (0.5, 64.0), "fstop_max": (0.5, 64.0), "shift_max": (0.0, 0.5),
     "gaze_yaw_deg_max": (0.0, 45.0), "gaze_pitch_deg_max": (0.0, 40.0),
+    "tint_max": (0.0, 0.5), "backdrop_prob": (0.0, 1.0), "extra_light_prob": (0.0, 1.0),
+    "min_face_luminance": (0.0, 255.0), "max_attempts": (1, 10),
+    "strength_min": (0.0, 20.0), "strength_max": (0.0, 20.0),
+    "background_strength_min": (0.0, 20.0), "background_strength_max": (0.0, 20.0),
+    "noise_prob": (0.0, 1.0), "noise_std_max": (0.0, 0.2),
+    "jpeg_quality_min": (1, 100), "jpeg_quality_max": (1, 100),
 }
 
 

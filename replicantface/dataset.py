@@ -83,8 +83,9 @@ def encode_npz(arrays: dict) -> bytes:
 def write_sample(out_dir: Path, name: str, rgb: np.ndarray, mask: np.ndarray, labels: dict) -> list[Path]:
     """Write one sample; the label file comes last and marks it complete. Returns the paths."""
     out_dir = Path(out_dir)
+    quality = int(labels.get("jpeg_quality", JPEG_QUALITY))
     paths = [
-        atomic_write_bytes(out_dir / f"{name}.jpg", encode_jpeg(rgb)),
+        atomic_write_bytes(out_dir / f"{name}.jpg", encode_jpeg(rgb, quality)),
         atomic_write_bytes(out_dir / f"{name}_mask.png", encode_png(mask)),
         atomic_write_bytes(out_dir / f"{name}.npz", encode_npz(labels)),
     ]

@@ -17,19 +17,22 @@ from scipy.spatial.transform import Rotation
 
 from replicantface import labels
 from replicantface.appearance import AppearanceParams, sample_appearance
-from replicantface.camera import CameraParams, orbit_camera_to_world, sample_camera
+from replicantface.camera import (CameraParams, PostParams, apply_sensor_noise, orbit_camera_to_world,
+                                  sample_camera, sample_post)
 from replicantface.classes import FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
-from replicantface.lighting import LightingParams, builtin_hdris, sample_lighting
+from replicantface.lighting import LightingParams, face_luminance, find_hdris, sample_lighting
 from replicantface.pose import PoseParams, head_rotation_body, sample_pose
 from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
 
 # Each randomizer gets its own child stream of SeedSequence([seed, index]), in this order.
-_STREAMS = ("identity", "expression", "pose", "camera", "appearance", "lighting")
+_STREAMS = ("identity", "expression", "pose", "camera", "appearance", "lighting", "post")
 # What variation mode redraws per variation; everything else is fixed per face.
-_VARIED = ("expression", "lighting")
+_VARIED = ("expression", "lighting", "post")
+# Streams for redrawing the lighting of a sample that rendered too dark.
+_RELIGHT_KEY = 7919
 OCCLUSION_TOLERANCE_M = 0.002
 
 
@@ -43,7 +46,9 @@ class SampleParams:
     camera: CameraParams
     appearance: AppearanceParams
     lighting: LightingParams
+    post: PostParams
     variation: int | None = None
+    lighting_attempt: int = 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -76,8 +81,18 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
         camera=sample_camera(rng["camera"], cfg.camera),
         appearance=sample_appearance(rng["appearance"], cfg.appearance, identity.age_years),
         lighting=sample_lighting(rng["lighting"], cfg.lighting, hdri_names),
+        post=sample_post(rng["post"], cfg.post),
         variation=variation,
     )
+
+
+def relight(params: SampleParams, attempt: int, cfg: GeneratorConfig, hdri_names: list[str]) -> SampleParams:
+    """The same sample with its lighting redrawn (deterministically) for a too-dark render."""
+    key = [params.seed, params.index, -1 if params.variation is None else params.variation,
+           _RELIGHT_KEY, attempt]
+    rng = np.random.default_rng(np.random.SeedSequence(key))
+    return dataclasses.replace(params, lighting=sample_lighting(rng, cfg.lighting, hdri_names),
+                               lighting_attempt=attempt)
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ class Generator:
     """Builds the anny model and the Blender scene once; renders samples from params."""
 
     def __init__(self, cfg: GeneratorConfig, quality: str = "preview", resolution: int | None = None,
-                 use_gpu: bool = True) -> None:
+                 use_gpu: bool = True, hdri_dirs: tuple = ()) -> None:
         from replicantface import scene as scene_layer
         from replicantface.human import HumanModel
 
@@ -104,7 +119,7 @@ class Generator:
         self.resolution = int(resolution or self.quality.resolution)
         self.human = HumanModel()
         self.change_labels = face_change_labels(self.human.local_change_labels)
-        self.hdris = {p.name: p for p in builtin_hdris()}
+        self.hdris = find_hdris(hdri_dirs)
         self._scene = scene_layer
         self.use_gpu = use_gpu
         self.handles = None
@@ -129,6 +144,17 @@ class Generator:
         return sample_params(seed, index, self.cfg, self.change_labels, sorted(self.hdris), variation)
 
     def render(self, params: SampleParams) -> Sample:
+        """Render a sample; a face darker than the config allows is re-lit and rendered again."""
+        light = self.cfg.lighting
+        for attempt in range(light.max_attempts):
+            if attempt:
+                params = relight(params, attempt, self.cfg, sorted(self.hdris))
+            sample = self._render_once(params)
+            if sample.labels["face_luminance"] >= light.min_face_luminance:
+                break
+        return sample
+
+    def _render_once(self, params: SampleParams) -> Sample:
         t0 = time.perf_counter()
         self._ensure_scene()
         geo, teeth_v, teeth_f = self.pose_human(params)
@@ -140,16 +166,25 @@ class Generator:
         s.apply_human(self.handles, geo.vertices, teeth_v, teeth_f)
         s.apply_appearance(self.handles, params.appearance)
         s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
-        s.apply_lighting(self.handles, params.lighting, self.hdris[params.lighting.hdri])
+        s.apply_lighting(self.handles, params.lighting, self._hdri_path(params.lighting.hdri),
+                         cam_to_world, target)
         t1 = time.perf_counter()
         result = s.render(self.handles)
         t2 = time.perf_counter()
         projection = s.camera_projection(self.handles)
         label_arrays = compute_labels(self.human, geo, cam_to_world, projection, self.resolution,
                                       result.seg, params)
+        label_arrays["face_luminance"] = np.float64(
+            face_luminance(result.rgb, result.seg, tuple(int(c) for c in FACE_SKIN_CLASSES)))
+        rgb = apply_sensor_noise(result.rgb, params.post)
         t3 = time.perf_counter()
         timings = {"scene_s": t1 - t0, "render_s": t2 - t1, "labels_s": t3 - t2}
-        return Sample(result.rgb, result.seg, label_arrays, params, timings)
+        return Sample(rgb, result.seg, label_arrays, params, timings)
+
+    def _hdri_path(self, name: str) -> Path:
+        if name not in self.hdris:
+            raise FileNotFoundError(f"HDRI {name!r} is not in the HDRI folders ({len(self.hdris)} found)")
+        return self.hdris[name]
 
     def pose_human(self, params: SampleParams):
         """Evaluate anny for the sample, plus the teeth that go with it (world frame)."""
@@ -207,6 +242,8 @@ def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray,
         "seed": np.int64(params.seed),
         "index": np.int64(params.index),
         "variation": np.int64(-1 if params.variation is None else params.variation),
+        "jpeg_quality": np.int64(params.post.jpeg_quality),
+        "lighting_attempt": np.int64(params.lighting_attempt),
         "params": np.array(params.to_json()),
     }
 

@@ -1,4 +1,9 @@
-"""Background and lighting: HDRI environment maps. Pure numpy apart from listing files."""
+"""Backgrounds and lighting: HDRIs, procedural backdrops, an optional extra light. Pure numpy
+apart from listing files.
+
+HDRI brightness is normalised from each map's solid-angle-weighted mean luminance, so the
+sampled ``strength`` means the same exposure for every map (no hand-tuned multipliers).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+HDRI_SUFFIXES = (".exr", ".hdr")
+USER_HDRI_DIR = Path(__file__).resolve().parent.parent / "assets" / "hdris"
+# Mean environment luminance that strength 1.0 maps to (linear units, Cycles).
+TARGET_LUMINANCE = 0.8
+LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722])  # linear Rec.709
+
+BACKDROP_PATTERNS = ("plain", "plaster", "stone", "bricks", "tiles", "stripes", "wood", "swirl",
+                     "gradient", "dots")
+# Pairs of linear-RGB colours: walls, paint, wood, concrete, fabric...
+BACKDROP_PALETTES = (
+    ((0.60, 0.58, 0.55), (0.45, 0.43, 0.40)),
+    ((0.25, 0.30, 0.35), (0.12, 0.14, 0.18)),
+    ((0.55, 0.35, 0.20), (0.30, 0.17, 0.08)),
+    ((0.70, 0.68, 0.62), (0.55, 0.52, 0.45)),
+    ((0.15, 0.25, 0.15), (0.35, 0.45, 0.30)),
+    ((0.50, 0.10, 0.08), (0.25, 0.05, 0.04)),
+    ((0.05, 0.05, 0.06), (0.20, 0.20, 0.22)),
+    ((0.35, 0.40, 0.55), (0.60, 0.62, 0.70)),
+    ((0.65, 0.55, 0.30), (0.40, 0.30, 0.12)),
+    ((0.80, 0.80, 0.80), (0.30, 0.30, 0.30)),
+)
+EXTRA_LIGHT_KINDS = ("AREA", "SPOT", "POINT")
 
 
 def builtin_hdris() -> list[Path]:
@@ -16,29 +44,130 @@ def builtin_hdris() -> list[Path]:
     return sorted(folder.glob("*.exr"))
 
 
+def find_hdris(extra_dirs: list[Path] | tuple = ()) -> dict[str, Path]:
+    """name -> path of every HDRI: Blender's 8, assets/hdris/ and any ``extra_dirs``.
+
+    Names are file names; a later folder's file wins over an earlier one of the same name.
+    """
+    found = {p.name: p for p in builtin_hdris()}
+    for folder in (USER_HDRI_DIR, *map(Path, extra_dirs)):
+        if folder != USER_HDRI_DIR and not folder.is_dir():
+            raise FileNotFoundError(f"HDRI folder not found: {folder}")
+        if folder.is_dir():
+            found.update({p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in HDRI_SUFFIXES})
+    return found
+
+
+def hdri_gain(pixels: np.ndarray) -> float:
+    """Strength multiplier that brings an equirectangular map to TARGET_LUMINANCE.
+
+    pixels: (H, W, 3 or 4) linear RGB(A), row 0 at the top; rows are weighted by cos(latitude)
+    so every direction counts by its solid angle.
+    """
+    h = pixels.shape[0]
+    lat = (0.5 - (np.arange(h) + 0.5) / h) * np.pi
+    lum = pixels[..., :3] @ LUMINANCE_WEIGHTS
+    w = np.cos(lat)[:, None]
+    mean = float((lum * w).sum() / (w.sum() * pixels.shape[1]))
+    return TARGET_LUMINANCE / max(mean, 1e-6)
+
+
 @dataclass(frozen=True)
 class LightingConfig:
     strength_min: float = 0.7
-    strength_max: float = 1.6
+    strength_max: float = 1.5
     background_strength_min: float = 0.6
     background_strength_max: float = 1.2
+    tint_max: float = 0.15
+    backdrop_prob: float = 0.35
+    extra_light_prob: float = 0.05
+    min_face_luminance: float = 35.0
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """A procedural wall behind the head, facing the camera. Distances in metres."""
+
+    pattern: str
+    colour_a: tuple
+    colour_b: tuple
+    scale: float
+    distance_m: float
+    tilt_deg: float
+
+
+@dataclass(frozen=True)
+class ExtraLight:
+    """An extra lamp: direction from the head (azimuth about world Z from the front, elevation),
+    distance in metres, power in watts, linear-RGB colour."""
+
+    kind: str
+    azimuth_deg: float
+    elevation_deg: float
+    distance_m: float
+    power_w: float
+    colour: tuple
 
 
 @dataclass(frozen=True)
 class LightingParams:
-    """hdri: file name within the HDRI list; rotation about world Z in degrees; strengths are
-    multipliers on the environment's lighting and on its visible background."""
+    """hdri: file name; rotation about world Z in degrees; strength multiplies the normalised
+    lighting, background_strength what the camera sees of the map; tint multiplies both."""
 
     hdri: str
     rotation_deg: float
     strength: float
     background_strength: float
+    tint_rgb: tuple
+    backdrop: Backdrop | None
+    extra_light: ExtraLight | None
+
+
+def background_settings(n_hdris: int) -> int:
+    """Number of visually distinct background settings: every HDRI, plus every backdrop
+    pattern in every palette (before rotation, strength, tint and scale variation)."""
+    return n_hdris + len(BACKDROP_PATTERNS) * len(BACKDROP_PALETTES)
 
 
 def sample_lighting(rng: np.random.Generator, cfg: LightingConfig, hdri_names: list[str]) -> LightingParams:
+    tint = 1.0 + rng.uniform(-cfg.tint_max, cfg.tint_max, size=3)
+    backdrop = None
+    if rng.random() < cfg.backdrop_prob:
+        pal = BACKDROP_PALETTES[rng.integers(len(BACKDROP_PALETTES))]
+        a, b = (pal if rng.random() < 0.5 else pal[::-1])
+        backdrop = Backdrop(
+            pattern=BACKDROP_PATTERNS[rng.integers(len(BACKDROP_PATTERNS))],
+            colour_a=tuple(float(c) for c in np.clip(np.array(a) * rng.uniform(0.8, 1.2, 3), 0, 1)),
+            colour_b=tuple(float(c) for c in np.clip(np.array(b) * rng.uniform(0.8, 1.2, 3), 0, 1)),
+            scale=float(np.exp(rng.uniform(np.log(0.5), np.log(4.0)))),
+            distance_m=float(rng.uniform(0.6, 2.5)),
+            tilt_deg=float(rng.uniform(-20.0, 20.0)),
+        )
+    extra = None
+    if rng.random() < cfg.extra_light_prob:
+        extra = ExtraLight(
+            kind=EXTRA_LIGHT_KINDS[rng.integers(len(EXTRA_LIGHT_KINDS))],
+            azimuth_deg=float(rng.uniform(-150.0, 150.0)),
+            elevation_deg=float(rng.uniform(-20.0, 60.0)),
+            distance_m=float(rng.uniform(0.8, 2.5)),
+            power_w=float(np.exp(rng.uniform(np.log(10.0), np.log(150.0)))),
+            colour=tuple(float(c) for c in rng.uniform(0.7, 1.0, 3)),
+        )
     return LightingParams(
         hdri=hdri_names[rng.integers(len(hdri_names))],
         rotation_deg=float(rng.uniform(0.0, 360.0)),
         strength=float(rng.uniform(cfg.strength_min, cfg.strength_max)),
         background_strength=float(rng.uniform(cfg.background_strength_min, cfg.background_strength_max)),
+        tint_rgb=tuple(float(t) for t in tint),
+        backdrop=backdrop,
+        extra_light=extra,
     )
+
+
+def face_luminance(rgb: np.ndarray, mask: np.ndarray, classes: tuple[int, ...]) -> float:
+    """Mean luma (0-255, Rec.709 weights on the sRGB values) of the pixels of ``classes``."""
+    sel = np.isin(mask, classes)
+    if not sel.any():
+        return 0.0
+    return float((rgb[sel].astype(np.float64) @ LUMINANCE_WEIGHTS).mean())

@@ -22,7 +22,7 @@ from replicantface.appearance import AppearanceParams
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
-from replicantface.lighting import LightingParams
+from replicantface.lighting import BACKDROP_PATTERNS, EXTRA_LIGHT_KINDS, LightingParams, hdri_gain
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
 _SLOTS = {
@@ -59,6 +59,8 @@ class SceneHandles:
     shader_nodes: dict
     exr_dir: Path
     hdri_dir_images: dict
+    backdrop: bpy.types.Object
+    extra_lights: dict
 
 
 _HANDLES: SceneHandles | None = None
@@ -94,10 +96,13 @@ def build_scene(human_model) -> SceneHandles:
     scene.camera = camera
 
     world = _build_world(scene)
+    backdrop = _build_backdrop(materials)
+    extra_lights = _build_extra_lights()
     exr_dir = Path(tempfile.mkdtemp(prefix="replicantface_render_"))
     atexit.register(shutil.rmtree, exr_dir, True)
     _build_compositor(scene, exr_dir)
-    _HANDLES = SceneHandles(scene, human, teeth, camera, world, materials, shader_nodes, exr_dir, {})
+    _HANDLES = SceneHandles(scene, human, teeth, camera, world, materials, shader_nodes, exr_dir, {},
+                            backdrop, extra_lights)
     return _HANDLES
 
 
@@ -297,6 +302,78 @@ def _build_teeth_object(material):
     return obj
 
 
+def _backdrop_material(pattern: str):
+    """A background wall material (class BACKGROUND): two colours mixed by a pattern."""
+    mat, tree, out = _new_material(f"rf_backdrop_{pattern}", int(SegClass.BACKGROUND))
+    coord = tree.nodes.new("ShaderNodeTexCoord")
+    scale = tree.nodes.new("ShaderNodeValue")
+    scale.name = "rf_scale"
+    vec = tree.nodes.new("ShaderNodeVectorMath")
+    vec.operation = "SCALE"
+    tree.links.new(coord.outputs["Object"], vec.inputs[0])
+    tree.links.new(scale.outputs[0], vec.inputs["Scale"])
+    a = tree.nodes.new("ShaderNodeRGB")
+    a.name = "rf_colour_a"
+    b = tree.nodes.new("ShaderNodeRGB")
+    b.name = "rf_colour_b"
+    textures = {
+        "plain": ("ShaderNodeTexNoise", {"Scale": 0.3, "Detail": 1.0}),
+        "plaster": ("ShaderNodeTexNoise", {"Scale": 8.0, "Detail": 10.0, "Roughness": 0.7}),
+        "stone": ("ShaderNodeTexVoronoi", {"Scale": 4.0}),
+        "bricks": ("ShaderNodeTexBrick", {"Scale": 3.0}),
+        "tiles": ("ShaderNodeTexChecker", {"Scale": 4.0}),
+        "stripes": ("ShaderNodeTexWave", {"Scale": 2.0}),
+        "wood": ("ShaderNodeTexWave", {"Scale": 1.5, "Distortion": 8.0, "Detail": 6.0}),
+        "swirl": ("ShaderNodeTexMagic", {"Scale": 1.5}),
+        "gradient": ("ShaderNodeTexGradient", {}),
+        "dots": ("ShaderNodeTexVoronoi", {"Scale": 6.0}),
+    }
+    idname, inputs = textures[pattern]
+    tex = _node(tree, idname, **inputs)
+    if pattern == "dots":
+        tex.feature = "DISTANCE_TO_EDGE"
+    if pattern == "wood":
+        tex.wave_type = "RINGS"
+    tree.links.new(vec.outputs[0], tex.inputs["Vector"])
+    fac = tex.outputs["Fac"] if "Fac" in tex.outputs else tex.outputs["Distance"]
+    mix = _node(tree, "ShaderNodeMix")
+    mix.data_type = "RGBA"
+    tree.links.new(fac, mix.inputs["Factor"])
+    tree.links.new(a.outputs[0], mix.inputs[6])
+    tree.links.new(b.outputs[0], mix.inputs[7])
+    bsdf = _principled(tree, Roughness=0.8)
+    tree.links.new(mix.outputs[2], bsdf.inputs["Base Color"])
+    tree.links.new(bsdf.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def _build_backdrop(materials: dict):
+    for pattern in BACKDROP_PATTERNS:
+        materials[f"backdrop_{pattern}"] = _backdrop_material(pattern)
+    mesh = bpy.data.meshes.new("rf_backdrop")
+    mesh.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
+    mesh.materials.append(materials[f"backdrop_{BACKDROP_PATTERNS[0]}"])
+    obj = bpy.data.objects.new("rf_backdrop", mesh)
+    obj.hide_render = True
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def _build_extra_lights() -> dict:
+    lights = {}
+    for kind in EXTRA_LIGHT_KINDS:
+        data = bpy.data.lights.new(f"rf_extra_{kind.lower()}", kind)
+        if kind == "AREA":
+            data.size = 0.5
+        if kind == "SPOT":
+            data.spot_size = np.radians(45.0)
+        obj = bpy.data.objects.new(f"rf_extra_{kind.lower()}", data)
+        obj.hide_render = True
+        bpy.context.scene.collection.objects.link(obj)
+        lights[kind] = obj
+    return lights
+
+
 def _build_world(scene):
     world = bpy.data.worlds.new("rf_world")
     scene.world = world
@@ -308,12 +385,19 @@ def _build_world(scene):
     light_path = tree.nodes.new("ShaderNodeLightPath")
     strength = tree.nodes.new("ShaderNodeMix")
     strength.data_type = "FLOAT"
+    strength.name = "rf_strength"
     background = tree.nodes.new("ShaderNodeBackground")
     out = tree.nodes.new("ShaderNodeOutputWorld")
     links = tree.links
     links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
     links.new(mapping.outputs["Vector"], env.inputs["Vector"])
-    links.new(env.outputs["Color"], background.inputs["Color"])
+    tint = tree.nodes.new("ShaderNodeMix")
+    tint.data_type = "RGBA"
+    tint.blend_type = "MULTIPLY"
+    tint.inputs["Factor"].default_value = 1.0
+    tint.name = "rf_tint"
+    links.new(env.outputs["Color"], tint.inputs[6])
+    links.new(tint.outputs[2], background.inputs["Color"])
     links.new(light_path.outputs["Is Camera Ray"], strength.inputs["Factor"])
     links.new(strength.outputs[0], background.inputs["Strength"])
     links.new(background.outputs[0], out.inputs["Surface"])
@@ -394,19 +478,83 @@ def apply_camera(handles: SceneHandles, camera_to_world: np.ndarray, params: Cam
     cam.data.dof.aperture_fstop = params.fstop
 
 
-def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Path) -> None:
+def _load_hdri(handles: SceneHandles, path: Path):
+    """The HDRI image and its brightness-normalising gain, loaded once per file."""
+    key = str(path)
+    if key not in handles.hdri_dir_images:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"HDRI not found: {path}")
+        image = bpy.data.images.load(key, check_existing=True)
+        w, h = image.size
+        pixels = np.empty(w * h * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        gain = hdri_gain(pixels.reshape(h, w, 4)[::-1])
+        handles.hdri_dir_images[key] = (image, gain)
+    return handles.hdri_dir_images[key]
+
+
+def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Path,
+                   camera_to_world: np.ndarray, head_centre: np.ndarray) -> None:
+    """HDRI (normalised), tint, backdrop wall and extra light.
+
+    camera_to_world: (4, 4) Blender camera pose; head_centre: (3,) world metres.
+    """
     tree = handles.world.node_tree
     env = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
-    image = handles.hdri_dir_images.get(str(hdri_path))
-    if image is None:
-        image = bpy.data.images.load(str(hdri_path), check_existing=True)
-        handles.hdri_dir_images[str(hdri_path)] = image
+    image, gain = _load_hdri(handles, hdri_path)
     env.image = image
     mapping = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeMapping")
     mapping.inputs["Rotation"].default_value = (0.0, 0.0, float(np.radians(params.rotation_deg)))
-    mix = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeMix")
-    mix.inputs[2].default_value = params.strength
-    mix.inputs[3].default_value = params.background_strength
+    mix = tree.nodes["rf_strength"]
+    mix.inputs[2].default_value = params.strength * gain
+    mix.inputs[3].default_value = params.background_strength * gain
+    tree.nodes["rf_tint"].inputs[7].default_value = (*params.tint_rgb, 1.0)
+    _apply_backdrop(handles, params.backdrop, camera_to_world, head_centre)
+    _apply_extra_light(handles, params.extra_light, head_centre)
+
+
+def _apply_backdrop(handles: SceneHandles, backdrop, camera_to_world: np.ndarray,
+                    head_centre: np.ndarray) -> None:
+    obj = handles.backdrop
+    obj.hide_render = backdrop is None
+    if backdrop is None:
+        return
+    mat = handles.materials[f"backdrop_{backdrop.pattern}"]
+    obj.data.materials[0] = mat
+    mat.node_tree.nodes["rf_colour_a"].outputs[0].default_value = (*backdrop.colour_a, 1.0)
+    mat.node_tree.nodes["rf_colour_b"].outputs[0].default_value = (*backdrop.colour_b, 1.0)
+    mat.node_tree.nodes["rf_scale"].outputs[0].default_value = backdrop.scale
+    view = -camera_to_world[:3, 2]
+    cam_dist = float(np.linalg.norm(head_centre - camera_to_world[:3, 3]))
+    tilt = np.radians(backdrop.tilt_deg)
+    rot = camera_to_world[:3, :3] @ np.array([[np.cos(tilt), 0, np.sin(tilt)], [0, 1, 0],
+                                              [-np.sin(tilt), 0, np.cos(tilt)]])
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = head_centre + view * backdrop.distance_m
+    obj.matrix_world = _to_blender_matrix(m)
+    # Wide enough for the widest lens at this distance (the plane is 2 x 2 units).
+    half = (cam_dist + backdrop.distance_m) * 1.2
+    obj.scale = (half, half, 1.0)
+
+
+def _apply_extra_light(handles: SceneHandles, extra, head_centre: np.ndarray) -> None:
+    for kind, obj in handles.extra_lights.items():
+        obj.hide_render = extra is None or extra.kind != kind
+    if extra is None:
+        return
+    obj = handles.extra_lights[extra.kind]
+    az, el = np.radians(extra.azimuth_deg), np.radians(extra.elevation_deg)
+    direction = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+    pos = head_centre + extra.distance_m * direction
+    back = direction  # the lamp shines along its local -Z, toward the head
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right = right / np.linalg.norm(right) if np.linalg.norm(right) > 1e-6 else np.array([1.0, 0, 0])
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, np.cross(back, right), back, pos
+    obj.matrix_world = _to_blender_matrix(m)
+    obj.data.energy = extra.power_w
+    obj.data.color = extra.colour
 
 
 def _to_blender_matrix(m: np.ndarray):

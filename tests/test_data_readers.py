@@ -20,7 +20,7 @@ from replicantface.classes import SegClass
 from replicantface.cli import main
 from replicantface.dataset import load_sample
 
-COUNT, SEED, RES = 4, 1, 96
+COUNT, SEED, RES = 4, 1, 128
 F = np.diag([1.0, -1.0, -1.0])  # camera (y up) <-> image (y down) frame
 
 

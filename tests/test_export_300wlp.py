@@ -20,10 +20,11 @@ import pytest
 import scipy.io
 from scipy.spatial.transform import Rotation
 
+from replicantface.camera import FACE_HEIGHT_M, SENSOR_MM
 from replicantface.cli import main
 from replicantface.dataset import load_sample
 
-COUNT, SEED, RES = 4, 1, 96
+COUNT, SEED, RES = 4, 1, 128
 PARENT = "replicantface"
 
 
@@ -202,8 +203,8 @@ def test_tx_ty_scale_are_the_true_weak_perspective(exported, raw):
         pitch, yaw, roll, tx, ty, tz, scale = mat["Pose_Para"][0]
         cam = json.loads(str(raw[name]["params"]))["camera"]
         # The camera looks at the head origin from distance_m: f_px / depth from the params alone.
-        distance = cam["focal_mm"] / 36.0 * 0.21 / cam["face_fraction"]
-        f_px = cam["focal_mm"] / 36.0 * RES
+        distance = cam["focal_mm"] / SENSOR_MM * FACE_HEIGHT_M / cam["face_fraction"]
+        f_px = cam["focal_mm"] / SENSOR_MM * RES
         assert scale == pytest.approx(f_px / distance, rel=1e-5)
         # 3DDFA's weak perspective s R X + t (y up) lands near the perspective landmarks.
         pts = scale * raw[name]["landmarks_3d"] @ r_3ddfa(pitch, yaw, roll).T + [tx, ty, tz]
