@@ -63,7 +63,7 @@ class ShardSpec:
 
 
 def plan_shards(start: int, count: int, shards: int) -> list[ShardSpec]:
-    """Split ``count`` faces from ``start`` into ``shards`` contiguous ranges (sizes differ by ≤ 1)."""
+    """Split ``count`` faces from ``start`` into ``shards`` contiguous ranges (sizes within 1)."""
     if count < 1 or not 1 <= shards <= count:
         raise ValueError(f"need 1 <= shards <= count, got shards={shards}, count={count}")
     base, extra = divmod(count, shards)
@@ -96,11 +96,12 @@ class BatchSettings:
 
     def notebook_parameters(self, spec: ShardSpec, worker_id: str) -> dict:
         """The notebook's ``parameters`` cell values for one shard."""
-        return {"out_dir": self.out_dir, "count": spec.count, "start": spec.start, "seed": self.seed,
-                    "preset": self.preset, "config": self.config, "quality": self.quality,
-                    "resolution": self.resolution, "variations": self.variations, "shard": spec.shard,
-                    "worker_id": worker_id, "use_gpu": self.use_gpu, "render_threads": self.render_threads,
-                    "merge_manifest": False}
+        return {"out_dir": self.out_dir, "count": spec.count, "start": spec.start,
+                "seed": self.seed, "preset": self.preset, "config": self.config,
+                "quality": self.quality, "resolution": self.resolution,
+                "variations": self.variations, "shard": spec.shard, "worker_id": worker_id,
+                "use_gpu": self.use_gpu, "render_threads": self.render_threads,
+                "merge_manifest": False}
 
     def load_config(self):
         from replicantface.config import load_config, load_preset
@@ -321,8 +322,9 @@ def run_shard(out_dir, start: int, count: int, seed: int = 0, preset: str = "def
     for index, variation in bar:
         name = dataset.stem(index, variation)
         remove_stale_temps(out, name)
-        base = {"name": name, "index": index, "variation": variation, "seed": seed, "shard": shard,
-                    "worker": worker_id, "host": host, "pid": pid, "device": report.device}
+        base = {"name": name, "index": index, "variation": variation, "seed": seed,
+                "shard": shard, "worker": worker_id, "host": host, "pid": pid,
+                "device": report.device}
         for attempt in (1, 2):
             t0 = time.perf_counter()
             try:
@@ -341,8 +343,8 @@ def run_shard(out_dir, start: int, count: int, seed: int = 0, preset: str = "def
                 if attempt == 1:
                     report.retried += 1
                 else:
-                    report.failures.append({"name": name, "index": index, "variation": variation,
-                                                "seed": seed, "error": err})
+                    report.failures.append({"name": name, "index": index,
+                                            "variation": variation, "seed": seed, "error": err})
                 continue
             timings = {k: round(float(v), 4) for k, v in sample.timings.items()}
             timings.update(write_s=round(t2 - t1, 4), total_s=round(t2 - t0, 4))
@@ -424,7 +426,7 @@ def merge_manifests(out_dir: Path) -> dict:
         lines.append(json.dumps(rec, sort_keys=True))
     dataset.atomic_write_bytes(out / MANIFEST, ("\n".join(lines) + "\n" if lines else "").encode())
     failures = [{"name": n, "index": r.get("index"), "variation": r.get("variation"),
-                     "seed": r.get("seed"), "error": r.get("error")}
+                 "seed": r.get("seed"), "error": r.get("error")}
                 for n, r in sorted(last_error.items()) if not dataset.is_complete(out, n)]
     return {"samples": len(lines), "recovered": recovered, "failures": failures}
 
@@ -433,9 +435,9 @@ def _record_from_npz(out: Path, name: str) -> dict:
     with np.load(out / f"{name}.npz") as npz:
         variation = int(npz["variation"]) if "variation" in npz.files else -1
         return {"name": name, "index": int(npz["index"]),
-                    "variation": None if variation < 0 else variation, "seed": int(npz["seed"]),
-                    "params_sha256": params_hash(str(npz["params"])), "status": "ok", "recovered": True,
-                    "timings": None, "worker": None}
+                "variation": None if variation < 0 else variation, "seed": int(npz["seed"]),
+                "params_sha256": params_hash(str(npz["params"])), "status": "ok",
+                "recovered": True, "timings": None, "worker": None}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -455,11 +457,13 @@ def shard_summary(report: ShardReport, out_dir: Path) -> dict:
         if reason:
             reasons[reason] = reasons.get(reason, 0) + 1
     return {"shard": report.shard, "samples": report.samples, "complete": len(complete),
-                "rendered": report.rendered, "skipped": report.skipped, "failed": len(report.failures),
-                "retried": report.retried, "seconds_per_image": report.seconds_per_image,
-                "cycles_share": report.render_s / max(report.wall_s - report.setup_s, 1e-9),
-                "setup_s": report.setup_s, "device": report.device, "filtered": sum(reasons.values()),
-                "filter_reasons": reasons, "filter_rules": rule.describe()}
+            "rendered": report.rendered, "skipped": report.skipped,
+            "failed": len(report.failures), "retried": report.retried,
+            "seconds_per_image": report.seconds_per_image,
+            "cycles_share": report.render_s / max(report.wall_s - report.setup_s, 1e-9),
+            "setup_s": report.setup_s, "device": report.device,
+            "filtered": sum(reasons.values()), "filter_reasons": reasons,
+            "filter_rules": rule.describe()}
 
 
 def summary_markdown(summary: dict) -> str:
@@ -708,8 +712,10 @@ def _drive(client, settings, todo, engine, nb, stems, report, progress, poll_s, 
                 first_seen = (now, n)
             elif first_seen is not None and n > first_seen[1]:
                 rate = (n - first_seen[1]) / (now - first_seen[0])
-                finish = datetime.fromtimestamp(now + (len(stems) - n) / rate)
-                bar.set_postfix_str(f"finish ≈ {finish:%Y-%m-%d %H:%M}")
+                left_s = (len(stems) - n) / rate
+                finish = datetime.fromtimestamp(now + left_s)
+                bar.set_postfix_str(f"finish ≈ {finish:%H:%M}" if left_s < 86400
+                                    else f"finish ≈ {finish:%Y-%m-%d %H:%M}")
             for fut in [f for f in pending if f.done()]:
                 spec, attempt = pending.pop(fut)
                 if fut.status == "finished":
@@ -718,17 +724,25 @@ def _drive(client, settings, todo, engine, nb, stems, report, progress, poll_s, 
                     report.rendered += shard_report["rendered"]
                     report.failures.extend(shard_report["failures"])
                     continue
-                exc = fut.exception()
-                err = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+                err = _failure_text(fut)
                 if attempt < shard_retries:
                     log.warning("shard %d failed (%s); running it again", spec.shard, err)
                     bar.write(f"shard {spec.shard} failed ({err}); running it again")
                     pending[submit(spec, attempt + 1)] = (spec, attempt + 1)
                 else:
                     report.shard_errors.append({"shard": spec.shard, "start": spec.start,
-                                                    "count": spec.count, "error": err})
+                                                "count": spec.count, "error": err})
         bar.update(len(complete_stems(out) & stems) - bar.n)
     finally:
         for fut in pending:
             fut.cancel()
         bar.close()
+
+
+def _failure_text(fut) -> str:
+    """One line on why a shard's task failed (the last line of the error's message)."""
+    if fut.status == "cancelled":
+        return "task cancelled (the scheduler lost it)"
+    exc = fut.exception()
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"

@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--columns", type=int, default=4)
     s.add_argument("--tile", type=int, default=320)
+    s.add_argument("--plain", action="store_true", help="images only, no labels drawn")
+    s.add_argument("--limit", type=int, default=64, help="at most this many samples")
 
     h = sub.add_parser("poses", help="histograms of a preset's label poses, without rendering")
     h.add_argument("--preset", default="default")
@@ -110,6 +112,8 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     if args.start < 0:
         raise UsageError(f"--start must be 0 or more, got {args.start}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     if args.quality not in QUALITY:
         raise UsageError(f"unknown --quality {args.quality!r}; choose from {', '.join(QUALITY)}")
     if args.resolution is not None and not 32 <= args.resolution <= 4096:
@@ -158,7 +162,8 @@ def cmd_sheet(args) -> int:
     if not args.dataset.is_dir():
         raise UsageError(f"dataset folder not found: {args.dataset}")
     try:
-        out = dataset_sheet(args.dataset, args.out, columns=args.columns, tile=args.tile)
+        out = dataset_sheet(args.dataset, args.out, columns=args.columns, tile=args.tile,
+                            limit=args.limit, plain=args.plain)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
     print(f"contact sheet -> {out}")

@@ -47,11 +47,13 @@ def register(sub) -> None:
     b.add_argument("--start", type=int, default=0, help="first face index (default 0)")
     b.add_argument("--preset", default="default",
                    help=f"randomization preset: {', '.join(available_presets())}")
-    b.add_argument("--config", type=Path, help="TOML file with randomizer settings (overrides --preset)")
+    b.add_argument("--config", type=Path,
+                   help="TOML file with randomizer settings (overrides --preset)")
     b.add_argument("--quality", default="preview", help=f"render quality: {', '.join(QUALITY)}")
     b.add_argument("--resolution", type=int, help="image side in pixels (default: the quality's)")
     b.add_argument("--variations", type=int, default=0,
-                   help="variation mode: M expression/lighting variations per face (default 0: off)")
+                   help="variation mode: M expression/lighting variations per face "
+                        "(default 0: off)")
     b.add_argument("--cpu", action="store_true", help="render on the CPU even if a GPU is present")
     b.add_argument("--render-threads", type=int, default=0,
                    help="Cycles CPU threads per worker (default: cores / workers locally, all "
@@ -91,7 +93,8 @@ def _check_batch_args(args) -> None:
     if args.render_threads < 0:
         raise UsageError(f"--render-threads must be 0 or more, got {args.render_threads}")
     if args.scheduler is not None and "://" not in args.scheduler:
-        raise UsageError(f"--scheduler must be an address like tcp://HOST:8786, got {args.scheduler!r}")
+        raise UsageError("--scheduler must be an address like tcp://HOST:8786, "
+                         f"got {args.scheduler!r}")
     if args.engine == "papermill":
         from replicantface.batch import NOTEBOOK
 

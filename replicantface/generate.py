@@ -88,8 +88,8 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
 
 def relight(params: SampleParams, attempt: int, cfg: GeneratorConfig, hdri_names: list[str]) -> SampleParams:
     """The same sample with its lighting redrawn (deterministically) for a too-dark render."""
-    key = [params.seed, params.index, -1 if params.variation is None else params.variation,
-           _RELIGHT_KEY, attempt]
+    variation = 0 if params.variation is None else params.variation + 1
+    key = [params.seed, params.index, variation, _RELIGHT_KEY, attempt]
     rng = np.random.default_rng(np.random.SeedSequence(key))
     return dataclasses.replace(params, lighting=sample_lighting(rng, cfg.lighting, hdri_names),
                                lighting_attempt=attempt)

@@ -95,7 +95,7 @@ def contact_sheet(images: list[Image.Image], columns: int = 4, tile: int = 320,
 
 
 def dataset_sheet(dataset_dir: Path, out_path: Path, columns: int = 4, tile: int = 320,
-                  limit: int = 64) -> Path:
+                  limit: int = 64, plain: bool = False) -> Path:
     """Contact sheet of a dataset with landmarks, box and axes drawn; returns ``out_path``."""
     from replicantface.dataset import load_sample, sample_names
 
@@ -105,10 +105,10 @@ def dataset_sheet(dataset_dir: Path, out_path: Path, columns: int = 4, tile: int
     tiles, captions = [], []
     for name in names:
         s = load_sample(dataset_dir, name)
-        tiles.append(draw_overlay(s["image"], s))
+        tiles.append(Image.fromarray(s["image"]) if plain else draw_overlay(s["image"], s))
         p, y, r = np.degrees(s["pose_aflw"])
         captions.append(f"{name[5:]}  p{p:+.0f} y{y:+.0f} r{r:+.0f}")
-    sheet = contact_sheet(tiles, columns=columns, tile=tile, captions=captions)
+    sheet = contact_sheet(tiles, columns=columns, tile=tile, captions=None if plain else captions)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_path)

@@ -80,3 +80,36 @@ def test_generate_layout_and_regenerate_one_index(tmp_path):
     r = run("generate", "--out", str(out), "--count", "2", "--seed", "4", "--quality", "test",
             "--resolution", "64", "--cpu")
     assert r.returncode == 0 and "0 rendered, 2 already complete" in r.stdout
+
+
+def test_poses_command_is_fast_and_plots(tmp_path):
+    out = tmp_path / "h.png"
+    r = run("poses", "--preset", "pitch-bias", "--count", "20000", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 10_000
+    assert "label pitch -5" in r.stdout  # the pitch-bias preset's ~5 deg downward bias
+
+
+def test_bad_hdri_dir(tmp_path):
+    r = run("generate", "--out", str(tmp_path / "ds"), "--count", "1", "--hdri-dir", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "--hdri-dir" in r.stderr and not (tmp_path / "ds").exists()
+
+
+def test_variation_set_renders_and_exports(tmp_path):
+    out = tmp_path / "var"
+    r = run("generate", "--out", str(out), "--count", "2", "--variations", "2", "--seed", "3",
+            "--quality", "test", "--resolution", "128", "--cpu")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.stem for p in out.glob("*.npz"))
+    assert names == [f"face_{i:06d}_{j:02d}" for i in range(2) for j in range(3)]
+    for i in range(2):
+        poses = [np.load(out / f"face_{i:06d}_{j:02d}.npz")["pose_aflw"] for j in range(3)]
+        np.testing.assert_allclose(np.degrees(poses), np.degrees([poses[0]] * 3), atol=0.01)
+    r = run("export", "npz-sequences", str(out), str(tmp_path / "seq"))
+    assert r.returncode == 0, r.stderr
+    seqs = sorted((tmp_path / "seq").glob("*.npz"))
+    assert len(seqs) == 2
+    with np.load(seqs[0]) as seq:
+        assert seq["colorImages"].shape[0] == 3 and seq["headPose"].shape == (3, 3)
+    r = run("export", "300wlp", str(out), str(tmp_path / "var.zip"), "--min-face-px", "0")
+    assert r.returncode == 0, r.stderr
