@@ -283,12 +283,13 @@ def run_shard(out_dir, start: int, count: int, seed: int = 0, preset: str = "def
               config: str | None = None, quality: str = "preview", resolution: int | None = None,
               variations: int = 0, worker_id: str | None = None, shard: int = 0,
               use_gpu: bool = True, render_threads: int = 0, progress: bool = False,
-              generator=None) -> ShardReport:
+              purge: bool = True, generator=None) -> ShardReport:
     """Render the samples of faces ``start .. start + count - 1`` that are not complete yet.
 
     A sample that raises is logged with its seed and index and tried once more; a second
     failure is recorded in the report and the shard goes on. Every attempt appends a line to
     ``manifest/shard-FIRST-LAST.jsonl``; the report goes to ``reports/shard-FIRST-LAST.json``.
+    ``purge``: drop orphan Blender data after each sample (off only to measure what it saves).
     ``generator``: an object with ``params``/``render``/``device``/``resolution`` (tests);
     default: this process's warm ``Generator``.
     """
@@ -363,7 +364,7 @@ def run_shard(out_dir, start: int, count: int, seed: int = 0, preset: str = "def
                 break
             continue
         consecutive = 0
-        if generator is None:
+        if purge and generator is None:
             purge_unused(gen)
     bar.close()
     report.wall_s = time.perf_counter() - t_start

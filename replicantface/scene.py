@@ -9,7 +9,10 @@ class id (the material's ``pass_index``).
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,30 @@ class SceneHandles:
 
 
 _HANDLES: SceneHandles | None = None
+
+
+@contextlib.contextmanager
+def _quiet(*fds: int):
+    """Silence Blender's own prints (``Saved: ...``, device probes) on the given file descriptors.
+
+    Set REPLICANTFACE_VERBOSE=1 to keep them.
+    """
+    if os.environ.get("REPLICANTFACE_VERBOSE"):
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(devnull, fd)
+        yield
+    finally:
+        for fd, old in zip(fds, saved):
+            os.dup2(old, fd)
+            os.close(old)
+        os.close(devnull)
 
 
 def build_scene(human_model) -> SceneHandles:
@@ -122,7 +149,8 @@ def enable_gpu(handles: SceneHandles) -> str:
             prefs.compute_device_type = backend
         except TypeError:
             continue
-        prefs.get_devices()
+        with _quiet(1, 2):
+            prefs.get_devices()
         gpus = [d for d in prefs.devices if d.type == backend]
         if gpus:
             for d in prefs.devices:
@@ -610,7 +638,8 @@ def render(handles: SceneHandles) -> RenderResult:
 
     path = handles.exr_dir / "render.exr"
     path.unlink(missing_ok=True)
-    bpy.ops.render.render(write_still=False)
+    with _quiet(1):
+        bpy.ops.render.render(write_still=False)
     if not path.exists():
         raise RuntimeError(f"Cycles wrote no render output to {path}")
     with OpenEXR.File(str(path), separate_channels=True) as exr:

@@ -210,9 +210,9 @@ def _check_labels(labels: dict, name: str, seed: int | None) -> list[str]:
             var = int(labels["variation"])
             if (None if var < 0 else var) != variation:
                 problems.append(f"label variation {var} does not match the file name")
-    if seed is not None and "seed" in labels and labels["seed"].shape == ():
-        if int(labels["seed"]) != seed:
-            problems.append(f"seed {int(labels['seed'])} differs from dataset.json's {seed}")
+    if (seed is not None and "seed" in labels and labels["seed"].shape == ()
+            and int(labels["seed"]) != seed):
+        problems.append(f"seed {int(labels['seed'])} differs from dataset.json's {seed}")
     return problems
 
 
@@ -302,7 +302,7 @@ def validate_dataset(out_dir: Path, start: int = 0, count: int | None = None, jo
             key_sets[name] = _npz_keys(out / f"{name}.npz")
     _check_key_sets(key_sets, result)
 
-    for claim, holders in claims.items():
+    for holders in claims.values():
         if len(holders) > 1:
             result.duplicates.extend(holders)
     result.duplicates += _manifest_duplicates(out)
