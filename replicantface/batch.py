@@ -651,7 +651,7 @@ class _Cluster:
 def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int | None = None,
               workers: int = 1, scheduler: str | None = None, engine: str = "papermill",
               notebook: Path | None = None, progress: bool = True, poll_s: float = 1.0,
-              shard_retries: int = 1) -> BatchReport:
+              shard_retries: int = 1, metadata: dict | None = None) -> BatchReport:
     """Render faces ``start .. start + count - 1`` as shards on Dask; resumes what is there.
 
     Each shard is one task. ``engine="papermill"`` executes ``notebooks/generate.ipynb`` per
@@ -659,7 +659,8 @@ def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int |
     ``engine="inprocess"`` calls ``run_shard`` in the worker process (one scene per worker).
     A shard task that fails (its kernel or worker died) is submitted again ``shard_retries``
     times; it resumes from its complete samples. Progress is one bar over all samples, fed by
-    counting complete samples on disk.
+    counting complete samples on disk. ``metadata`` (``dataset.dataset_metadata``) is written
+    to ``dataset.json`` once the cluster is up, so a failed connection leaves nothing behind.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
@@ -674,6 +675,8 @@ def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int |
     if len(present) < len(stems):
         nb = json.loads(Path(notebook or NOTEBOOK).read_text()) if engine == "papermill" else None
         with _Cluster(workers, scheduler) as cluster:
+            if metadata is not None:
+                dataset.write_metadata(out, metadata)
             report.workers = cluster.n_workers()
             n_shards = shards or default_shards(count, report.workers if scheduler else workers)
             todo = [s for s in plan_shards(start, count, n_shards)
@@ -728,7 +731,8 @@ def _drive(client, settings, todo, engine, nb, stems, report, progress, poll_s, 
                 err = _failure_text(fut)
                 if attempt < shard_retries:
                     log.warning("shard %d failed (%s); running it again", spec.shard, err)
-                    bar.write(f"shard {spec.shard} failed ({err}); running it again")
+                    bar.write(f"shard {spec.shard} failed ({err}); running it again",
+                              file=sys.stderr)
                     pending[submit(spec, attempt + 1)] = (spec, attempt + 1)
                 else:
                     report.shard_errors.append({"shard": spec.shard, "start": spec.start,

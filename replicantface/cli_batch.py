@@ -113,26 +113,41 @@ def cmd_batch(args) -> int:
         resolution=args.resolution, variations=args.variations, use_gpu=not args.cpu,
         render_threads=args.render_threads)
     cfg = settings.load_config()  # ConfigError -> exit 2
+    existed = args.out.exists()
     check_writable_dir(args.out)
     resolution = args.resolution or QUALITY[args.quality].resolution
     meta = dataset.dataset_metadata(cfg.to_dict(), args.quality, resolution, args.seed,
                                     args.variations)
-    try:
-        dataset.write_metadata(args.out, meta)
-    except FileExistsError as exc:
-        raise UsageError(str(exc)) from exc
-
+    _check_same_settings(args.out, meta)
     try:
         report = batch.run_batch(settings, args.count, start=args.start, shards=args.shards,
                                  workers=args.workers, scheduler=args.scheduler,
                                  engine=args.engine, notebook=args.notebook,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, metadata=meta)
     except (OSError, TimeoutError) as exc:
-        if args.scheduler and not isinstance(exc, FileNotFoundError):
-            raise UsageError(f"cannot use the Dask scheduler at {args.scheduler}: {exc}") from exc
-        raise
+        if not args.scheduler or isinstance(exc, FileNotFoundError | PermissionError):
+            raise
+        if not existed and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()
+        raise UsageError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from exc
     _print_batch_report(report, args.out)
     return 0 if report.ok else EXIT_FAILED
+
+
+def _check_same_settings(out: Path, meta: dict) -> None:
+    """An existing dataset.json must describe the same generation settings (read-only check)."""
+    import json
+
+    path = out / "dataset.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    meta = json.loads(json.dumps(meta))
+    keys = ("config", "quality", "resolution", "seed", "variations")
+    changed = [k for k in keys if old.get(k) != meta.get(k)]
+    if changed:
+        raise UsageError(f"{path} was written with other settings ({', '.join(changed)}); use a "
+                         "new --out folder or the same settings to resume")
 
 
 def _print_batch_report(report, out: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +69,14 @@ class HumanModel:
         import anny
         import torch
 
+        from replicantface.quiet import quiet_fds
+
         self._torch = torch
         torch.set_grad_enabled(False)
-        self.model = anny.Anny(**MODEL_CONFIG).to(dtype=torch.float32)
+        print("building the anny model (cached in ~/.cache/anny; the first run takes ~2 min)",
+              file=sys.stderr, flush=True)
+        with quiet_fds(1, 2):  # Warp (anny's skinning) prints a banner when it starts
+            self.model = anny.Anny(**MODEL_CONFIG).to(dtype=torch.float32)
         self.faces = self.model.faces.numpy().astype(np.int32)
         self.bone_index = {name: i for i, name in enumerate(self.model.bone_labels)}
         self.facial_action_labels = list(self.model.facial_action_labels)
@@ -79,7 +85,8 @@ class HumanModel:
         self.face_uvs = uv[self.model.face_texture_coordinate_indices.numpy()]  # (F, 3, 2)
         self.part_of_face = self._face_parts(anny)
         self.landmark_indices = load_landmark_indices()
-        self.neutral = self.evaluate()
+        with quiet_fds(1, 2):
+            self.neutral = self.evaluate()
         self.face_classes = face_classes(self, self.neutral.vertices)
         head_faces = np.isin(self.face_classes, [int(c) for c in _HEAD_REGION])
         self.head_vertex_indices = np.unique(self.faces[head_faces])

@@ -9,10 +9,7 @@ class id (the material's ``pass_index``).
 from __future__ import annotations
 
 import atexit
-import contextlib
-import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ from replicantface.appearance import AppearanceParams
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
+from replicantface.quiet import quiet_fds
 from replicantface.lighting import BACKDROP_PATTERNS, EXTRA_LIGHT_KINDS, LightingParams, hdri_gain
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
@@ -67,30 +65,6 @@ class SceneHandles:
 
 
 _HANDLES: SceneHandles | None = None
-
-
-@contextlib.contextmanager
-def _quiet(*fds: int):
-    """Silence Blender's own prints (``Saved: ...``, device probes) on the given file descriptors.
-
-    Set REPLICANTFACE_VERBOSE=1 to keep them.
-    """
-    if os.environ.get("REPLICANTFACE_VERBOSE"):
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(fd) for fd in fds]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in fds:
-            os.dup2(devnull, fd)
-        yield
-    finally:
-        for fd, old in zip(fds, saved):
-            os.dup2(old, fd)
-            os.close(old)
-        os.close(devnull)
 
 
 def build_scene(human_model) -> SceneHandles:
@@ -149,7 +123,7 @@ def enable_gpu(handles: SceneHandles) -> str:
             prefs.compute_device_type = backend
         except TypeError:
             continue
-        with _quiet(1, 2):
+        with quiet_fds(1, 2):
             prefs.get_devices()
         gpus = [d for d in prefs.devices if d.type == backend]
         if gpus:
@@ -638,7 +612,7 @@ def render(handles: SceneHandles) -> RenderResult:
 
     path = handles.exr_dir / "render.exr"
     path.unlink(missing_ok=True)
-    with _quiet(1):
+    with quiet_fds(1):
         bpy.ops.render.render(write_still=False)
     if not path.exists():
         raise RuntimeError(f"Cycles wrote no render output to {path}")
