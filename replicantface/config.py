@@ -36,9 +36,10 @@ class QualityPreset:
 QUALITY = {
     "test": QualityPreset("test", samples=4, adaptive_threshold=0.0, denoise=False, max_bounces=2,
                           resolution=96),
-    # For the workbench: fast enough to follow a slider on a 2-core CPU.
-    "interactive": QualityPreset("interactive", samples=6, adaptive_threshold=0.0, denoise=True,
-                                 max_bounces=2, resolution=256, denoise_quality="FAST"),
+    # For the workbench: a slider move re-renders in under 1 s on a 2-core CPU (render ~0.5 s
+    # at 192 px, 4 spp; benchmarks/bench_workbench_latency.py).
+    "interactive": QualityPreset("interactive", samples=4, adaptive_threshold=0.0, denoise=True,
+                                 max_bounces=2, resolution=192, denoise_quality="FAST"),
     "preview": QualityPreset("preview", samples=16, adaptive_threshold=0.05, denoise=True,
                              max_bounces=4, resolution=DEFAULT_RESOLUTION, denoise_quality="FAST"),
     "final": QualityPreset("final", samples=64, adaptive_threshold=0.01, denoise=True,

@@ -78,7 +78,7 @@ class LightingConfig:
     strength_max: float = 1.5
     background_strength_min: float = 0.6
     background_strength_max: float = 1.2
-    tint_max: float = 0.15
+    tint_max: float = 0.08
     backdrop_prob: float = 0.35
     extra_light_prob: float = 0.05
     min_face_luminance: float = 35.0
