@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lab lint clean-venv
+.PHONY: demo test test-all test-browser lab lint clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
+
+# JupyterLab in headless Chromium: opens the workbench, moves a slider, saves docs/workbench.png.
+test-browser: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,lab,browser]'
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m pytest -q -m browser -o addopts='' tests/test_browser.py
 
 lab: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,lab]'

@@ -48,7 +48,7 @@ def main() -> None:
         r, o = float(np.mean(render_s)), float(np.mean(other_s))
         rows.append(dict(quality=quality, resolution=args.resolution, device=gen.device, count=args.count,
                          render_s=r, other_s=o, total_s=r + o, overhead_ratio=o / r))
-    print(f"| quality | resolution | device | Cycles s/img | scene+labels+write s/img | total s/img | overhead / render |")
+    print("| quality | resolution | device | Cycles s/img | scene+labels+write s/img | total s/img | overhead / render |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['quality']} | {row['resolution']}² | {row['device']} | {row['render_s']:.2f} | "

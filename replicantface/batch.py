@@ -2,7 +2,7 @@
 
 A batch output folder holds, next to the samples (``dataset.py``'s layout)::
 
-    dataset.json                  generation settings; a re-run must match them
+    dataset.json                         generation settings; a re-run must match them
     manifest/shard-000500-000999.jsonl   one JSON line per sample attempt of faces 500..999
     manifest.jsonl                       merged: one line per complete sample, sorted by name
     reports/shard-000500-000999.json     the ShardReport of the shard's latest run
@@ -334,7 +334,7 @@ def run_shard(out_dir, start: int, count: int, seed: int = 0, preset: str = "def
                 t1 = time.perf_counter()
                 dataset.write_sample(out, name, sample.rgb, sample.mask, sample.labels)
                 t2 = time.perf_counter()
-            except Exception as exc:  # noqa: BLE001 - any failure of one sample is retried once
+            except Exception as exc:
                 err = f"{type(exc).__name__}: {exc}"
                 log.warning("sample %s (seed %d, index %d) failed on attempt %d: %s", name, seed,
                             index, attempt, err)

@@ -47,6 +47,13 @@ def sample_jobs(start: int, count: int, variations: int = 0) -> list[tuple[int, 
     return [(i, j) for i in range(start, start + count) for j in range(variations + 1)]
 
 
+def publish(tmp: Path, path: Path) -> Path:
+    """Give a finished temp file the usual permissions (mkstemp makes 0600) and rename it."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
+    return Path(path)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
     path = Path(path)
@@ -54,12 +61,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
+        return publish(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:

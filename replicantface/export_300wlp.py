@@ -22,7 +22,7 @@ import scipy.io
 
 from replicantface import __version__, labels
 from replicantface.classes import FACE_SKIN_CLASSES
-from replicantface.dataset import load_sample, sample_names
+from replicantface.dataset import atomic_write_bytes, load_sample, publish, sample_names
 
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 MAT_HEADER = f"MATLAB 5.0 MAT-file, written by replicantface {__version__}".encode()
@@ -169,28 +169,6 @@ def encode_mat(fields: dict) -> bytes:
     return bytes(data)
 
 
-def publish(tmp: Path, path: Path) -> Path:
-    """Give a finished temp file the usual permissions (mkstemp makes it 0600), rename it."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, path)
-    return Path(path)
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` through a temp file in the same folder, then rename it to ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return publish(Path(tmp), path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def dataset_names(dataset_dir: Path) -> list[str]:
     """Sorted sample names of a raw dataset folder, or DatasetError."""
     dataset_dir = Path(dataset_dir)
@@ -286,8 +264,8 @@ def export_300wlp(dataset_dir: Path, out: Path, parent: str = "replicantface",
                 continue
             folder.mkdir(parents=True, exist_ok=True)
             # The .mat comes last: its presence marks the pair complete.
-            write_atomic(folder / f"{name}.jpg", (dataset_dir / f"{name}.jpg").read_bytes())
-            write_atomic(folder / f"{name}.mat", mat)
+            atomic_write_bytes(folder / f"{name}.jpg", (dataset_dir / f"{name}.jpg").read_bytes())
+            atomic_write_bytes(folder / f"{name}.mat", mat)
     return ExportReport(out=out, total=len(names), written=len(todo) - sum(rejected.values()),
                         already_present=len(present), rejected=rejected, rules=filt.describe())
 

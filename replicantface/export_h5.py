@@ -16,13 +16,12 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from replicantface import __version__, labels
-from replicantface.dataset import load_sample
+from replicantface.dataset import load_sample, publish
 from replicantface.export_300wlp import (
     HEAD_RADIUS_M,
     DatasetError,
     dataset_names,
     image_space_landmarks,
-    publish,
     weak_perspective,
 )
 from replicantface.export_sequences import sequence_key

@@ -13,13 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replicantface.dataset import encode_npz, load_sample
-from replicantface.export_300wlp import (
-    DatasetError,
-    dataset_names,
-    image_space_landmarks,
-    write_atomic,
-)
+from replicantface.dataset import atomic_write_bytes, encode_npz, load_sample
+from replicantface.export_300wlp import DatasetError, dataset_names, image_space_landmarks
 
 SEQUENCE_RE = re.compile(r"^(face_\d+)_(\d+)$")
 
@@ -87,6 +82,6 @@ def export_npz_sequences(dataset_dir: Path, out_dir: Path, progress: bool = True
         if len(shapes) != 1:
             raise DatasetError(f"sequence {key} mixes image sizes {sorted(shapes)}")
         arrays = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
-        write_atomic(out_dir / f"{key}.npz", encode_npz(arrays))
+        atomic_write_bytes(out_dir / f"{key}.npz", encode_npz(arrays))
     return SequenceReport(out_dir=out_dir, samples=len(names), written=len(todo),
                           already_present=len(groups) - len(todo))

@@ -17,8 +17,14 @@ from scipy.spatial.transform import Rotation
 
 from replicantface import labels
 from replicantface.appearance import AppearanceParams, sample_appearance
-from replicantface.camera import (CameraParams, PostParams, apply_sensor_noise, orbit_camera_to_world,
-                                  sample_camera, sample_post)
+from replicantface.camera import (
+    CameraParams,
+    PostParams,
+    apply_sensor_noise,
+    orbit_camera_to_world,
+    sample_camera,
+    sample_post,
+)
 from replicantface.classes import FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from replicantface.classes import SegClass
+from replicantface.classes import HEAD_CLASSES
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LANDMARKS_FILE = ASSETS / "landmarks" / "ibug68_anny.json"
@@ -88,7 +88,8 @@ class HumanModel:
         with quiet_fds(1, 2):
             self.neutral = self.evaluate()
         self.face_classes = face_classes(self, self.neutral.vertices)
-        head_faces = np.isin(self.face_classes, [int(c) for c in _HEAD_REGION])
+        # The dense "head" vertex set written with each sample: face, scalp, ears, eyes, mouth.
+        head_faces = np.isin(self.face_classes, [int(c) for c in HEAD_CLASSES])
         self.head_vertex_indices = np.unique(self.faces[head_faces])
 
     def _face_parts(self, anny) -> np.ndarray:
@@ -171,22 +172,6 @@ def load_landmark_indices(path: Path = LANDMARKS_FILE) -> np.ndarray:
     if idx.shape != (68,):
         raise ValueError(f"{path}: expected 68 vertex indices, got {idx.shape}")
     return idx
-
-
-# Mesh regions that make up the dense "head" vertex set written with each sample.
-_HEAD_REGION = (
-    SegClass.SKIN,
-    SegClass.NOSE,
-    SegClass.RIGHT_EYE,
-    SegClass.LEFT_EYE,
-    SegClass.RIGHT_BROW,
-    SegClass.LEFT_BROW,
-    SegClass.RIGHT_EAR,
-    SegClass.LEFT_EAR,
-    SegClass.TOP_LIP,
-    SegClass.BOTTOM_LIP,
-    SegClass.MOUTH_INTERIOR,
-)
 
 
 def face_classes(human: HumanModel, neutral_vertices: np.ndarray) -> np.ndarray:

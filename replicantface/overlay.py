@@ -11,7 +11,7 @@ from replicantface import labels
 
 # iBUG-68 groups and their overlay colours.
 GROUPS = {
-    "jaw": (range(0, 17), (255, 220, 0)),
+    "jaw": (range(17), (255, 220, 0)),
     "brows": (range(17, 27), (255, 120, 0)),
     "nose": (range(27, 36), (0, 220, 255)),
     "eyes": (range(36, 48), (0, 255, 80)),

@@ -22,8 +22,8 @@ from replicantface.appearance import AppearanceParams
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
-from replicantface.quiet import quiet_fds
 from replicantface.lighting import BACKDROP_PATTERNS, EXTRA_LIGHT_KINDS, LightingParams, hdri_gain
+from replicantface.quiet import quiet_fds
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
 _SLOTS = {

@@ -118,7 +118,7 @@ def check_sample(out_dir: Path, name: str, resolution: int | None, seed: int | N
                 image = im.size
                 if im.mode != "RGB":
                     problems.append(f"jpg mode {im.mode}, expected RGB")
-        except Exception as exc:  # noqa: BLE001 - any decoding error makes the file bad
+        except Exception as exc:
             problems.append(f"jpg unreadable ({type(exc).__name__}: {exc})")
     if "_mask.png" not in missing:
         try:
@@ -127,13 +127,13 @@ def check_sample(out_dir: Path, name: str, resolution: int | None, seed: int | N
                 if im.mode != "L":
                     problems.append(f"mask mode {im.mode}, expected L (uint8 class ids)")
                 mask = np.asarray(im)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"mask unreadable ({type(exc).__name__}: {exc})")
     if ".npz" not in missing:
         try:
             with np.load(out / f"{name}.npz", allow_pickle=False) as npz:
                 labels = {k: npz[k] for k in npz.files}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"npz unreadable ({type(exc).__name__}: {exc})")
     claimed = None
     if labels is not None:

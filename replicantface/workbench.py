@@ -51,6 +51,8 @@ FINAL_QUALITIES = ("preview", "final")
 GAZE_ACTIONS = tuple(a for a in FACIAL_ACTIONS if a.startswith("eyeLook"))
 # The preset buttons of the expression tab, in this order; the rest of PRESETS follow.
 EXPRESSION_BUTTONS = ("smile", "surprise", "talking", "eyes_closed")
+# Where "save sample" writes unless told otherwise (the repository's git-ignored outputs/).
+DEFAULT_SAVE_DIR = Path(__file__).resolve().parent.parent / "outputs" / "workbench"
 # A lamp switched on from the workbench when the sample had none (then edited by the sliders).
 DEFAULT_EXTRA_LIGHT = ExtraLight(kind="AREA", azimuth_deg=45.0, elevation_deg=30.0,
                                  distance_m=1.5, power_w=60.0, colour=(1.0, 1.0, 1.0))
@@ -238,6 +240,10 @@ def _accessory_control(slot: str, options: list[str]) -> Control:
         return (getattr(p.appearance, "accessories", None) or {}).get(slot, "none")
 
     def put(p, v, wb):
+        if not _has_field(p.appearance, "accessories"):
+            if v == "none":
+                return p
+            raise ValueError("this version has no accessories (AppearanceParams.accessories)")
         chosen = dict(getattr(p.appearance, "accessories", None) or {})
         chosen[slot] = v
         return replace(p, appearance=replace(p.appearance, accessories=chosen))
@@ -524,6 +530,9 @@ class Workbench:
         from replicantface import generate
 
         cfg = config if config is not None else load_preset(preset)
+        # The Blender scene is one per process and shared with any other Generator: remember its
+        # render settings so that close() can give them back.
+        self._settings_before = _render_settings()
         if _has_field(cfg.lighting, "max_attempts"):
             # A face the user lit dark stays dark: no automatic relighting in the workbench.
             cfg = replace(cfg, lighting=replace(cfg.lighting, max_attempts=1))
@@ -688,9 +697,8 @@ class Workbench:
             self._scene_cache.invalidate()
 
     def close(self) -> None:
-        """Give the scene back as the batch generator expects it."""
-        if self.generator.handles is not None:
-            self.generator.handles.scene.render.use_persistent_data = False
+        """Give the scene back with the render settings it had before this workbench."""
+        _restore_render_settings(self._settings_before)
         if self._scene_cache is not None:
             self._scene_cache.remove_shadow()
             self._scene_cache.invalidate()
@@ -751,6 +759,37 @@ class Workbench:
         if self._ui is None:
             self._ui = WorkbenchUI(self)
         return self._ui.root
+
+
+def _render_settings() -> dict | None:
+    """Resolution, persistent data and every Cycles setting of Blender's current scene."""
+    import bpy
+
+    scene = bpy.context.scene
+    if scene is None:
+        return None
+    cycles = {p.identifier: getattr(scene.cycles, p.identifier)
+              for p in scene.cycles.bl_rna.properties
+              if not p.is_readonly and p.type in ("BOOLEAN", "INT", "FLOAT", "ENUM") and p.identifier
+              != "rna_type" and not getattr(p, "is_array", False)}
+    render = {k: getattr(scene.render, k) for k in ("resolution_x", "resolution_y", "use_persistent_data")}
+    return {"scene": scene.as_pointer(), "cycles": cycles, "render": render}
+
+
+def _restore_render_settings(saved: dict | None) -> None:
+    import bpy
+
+    scene = bpy.context.scene
+    if saved is None or scene is None or scene.as_pointer() != saved["scene"]:
+        return  # the scene was rebuilt since: nothing of ours to undo
+    for group, values in (("cycles", saved["cycles"]), ("render", saved["render"])):
+        target = getattr(scene, group)
+        for key, value in values.items():
+            if getattr(target, key) != value:
+                try:
+                    setattr(target, key, value)
+                except (TypeError, ValueError, AttributeError):
+                    pass  # e.g. a device no longer available
 
 
 def _plain(values: dict) -> dict:
@@ -966,7 +1005,7 @@ class WorkbenchUI:
                                         description="final quality", layout=W.Layout(width="220px"))
         self.final_resolution = W.BoundedIntText(value=QUALITY["preview"].resolution, min=32, max=4096,
                                                  description="px", layout=W.Layout(width="140px"))
-        self.save_dir = W.Text(value="outputs/workbench", description="dataset folder",
+        self.save_dir = W.Text(value=str(DEFAULT_SAVE_DIR), description="dataset folder",
                                layout=W.Layout(width="330px"))
         self.snippet = W.Textarea(layout=W.Layout(width="98%", height="150px", display="none"))
         row1 = W.HBox([self._button("render final", self.render_final, button_style="primary"),
@@ -1126,8 +1165,8 @@ def vary_params(wb: Workbench, vary: str, count: int = 16) -> tuple[list, list[s
             captions.append(name)
     elif vary == "accessories":
         for slot, options in accessory_slots().items():
+            ctl = _accessory_control(slot, options)
             for option in options:
-                ctl = wb.controls[f"accessory_{slot}"]
                 out.append(ctl.put(base, option, wb))
                 captions.append(f"{slot}: {option}")
         out, captions = out[:count], captions[:count]
@@ -1216,6 +1255,58 @@ class DatasetInspector:
         if path is None:
             raise FileNotFoundError(f"{self.names[i]}.mat not under {self.mat_dir} (rejected by the export filter?)")
         return scipy.io.loadmat(path)
+
+    def mat_names(self) -> list[str]:
+        """Samples that have a ``.mat`` (the export filter may have dropped some)."""
+        if self.mat_dir is None:
+            return []
+        found = {p.stem for p in self.mat_dir.rglob("*.mat")}
+        return [n for n in self.names if n in found]
+
+    def mat_summary(self) -> str:
+        """How far the ``.mat`` labels are from the ``.npz`` ones, over every exported sample."""
+        exported = self.mat_names()
+        if not exported:
+            return "no .mat files"
+        worst = {"pose_deg": 0.0, "pt2d_px": 0.0}
+        for name in exported:
+            i = self.names.index(name)
+            diff = mat_agreement(self.load(i), self.mat_labels(i))
+            worst = {k: max(worst[k], diff[k]) for k in worst}
+        return (f"{len(exported)} of {len(self)} samples exported; .mat vs .npz: pose differs by at "
+                f"most {worst['pose_deg']:.2g} deg, pt2d by at most {worst['pt2d_px']:.2g} px")
+
+    def widget(self, display_px: int = 384):
+        """Index slider, label source (npz / mat) and pose-range filters over the samples."""
+        import ipywidgets as W
+
+        index = W.IntSlider(value=0, min=0, max=max(len(self) - 1, 0), description="sample")
+        sources = ["npz", "mat"] if self.mat_names() else ["npz"]
+        source = W.ToggleButtons(options=sources, description="labels from")
+        ranges = {a: W.FloatRangeSlider(value=(-180, 180), min=-180, max=180, step=1,
+                                        description=f"{a} (°)", continuous_update=False)
+                  for a in ("pitch", "yaw", "roll")}
+        image = W.Image(format="png", layout=W.Layout(width=f"{display_px}px"))
+        text = W.HTML()
+
+        def show(*_):
+            selected = self.filter_pose(**{a: r.value for a, r in ranges.items()})
+            index.max = max(len(selected) - 1, 0)
+            if not selected:
+                image.value, text.value = b"", "<i>no sample in these pose ranges</i>"
+                return
+            i = selected[min(index.value, len(selected) - 1)]
+            src = source.value if self.names[i] in self.mat_names() else "npz"
+            image.value = png_bytes(self.image(i, src))
+            problems = self.check(i)
+            text.value = (f"<pre style='font-size:11px'>{self.describe(i)}\nlabels drawn from .{src}"
+                          f" ({len(selected)} samples in range)\nmask check: "
+                          f"{'; '.join(problems) if problems else 'labels agree with the mask'}</pre>")
+
+        for w in (index, source, *ranges.values()):
+            w.observe(show, names="value")
+        show()
+        return W.HBox([W.VBox([index, source, *ranges.values(), text]), image])
 
     def describe(self, i: int) -> str:
         with np.load(self.dir / f"{self.names[i]}.npz") as npz:

@@ -72,7 +72,7 @@ def test_pose_sampler_follows_beta3_formula():
 
 def test_no_global_random_state_in_package():
     banned = re.compile(r"^\s*import random\b|^\s*from random import|np\.random\.(?!default_rng|SeedSequence|Generator)\w+\(",
-                        re.M)
+                        re.MULTILINE)
     offenders = [p.name for p in PACKAGE.rglob("*.py") if banned.search(p.read_text())]
     assert offenders == []
 
@@ -80,7 +80,7 @@ def test_no_global_random_state_in_package():
 @pytest.mark.parametrize("preset", ["replicantface-original", "pitch-bias", "replicantface-published", "wide"])
 def test_pose_presets_match_their_formulas(preset):
     """Sampled moments of every angle match the analytic mixture moments."""
-    from replicantface.pose import ANGLES, analytic_moments, sample_pose
+    from replicantface.pose import analytic_moments, sample_pose
 
     cfg = config.load_preset(preset).pose
     rng = np.random.default_rng(0)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import bpy
 import numpy as np
 import pytest
-
-bpy = pytest.importorskip("bpy")
-
 from PIL import Image
 
 from replicantface import mpfb_materials as mm

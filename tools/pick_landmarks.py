@@ -20,23 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from replicantface.labels import FLIP_PERM_68
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT_JSON = ROOT / "assets" / "landmarks" / "ibug68_anny.json"
 OUT_FIG = ROOT / "outputs"
 
 # new index i takes old index FLIP[i] under a left/right image flip
-FLIP = (
-    list(range(16, -1, -1))
-    + list(range(26, 16, -1))
-    + [27, 28, 29, 30]
-    + [35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46]
-    + [39, 38, 37, 36, 41, 40]
-    + list(range(54, 47, -1))
-    + list(range(59, 54, -1))
-    + list(range(64, 59, -1))
-    + [67, 66, 65]
-)
+FLIP = [int(i) for i in FLIP_PERM_68]
 MIDLINE = [8, 27, 28, 29, 30, 33, 51, 57, 62, 66]
 RIGHT = [*range(8), *range(17, 22), 31, 32, *range(36, 42), 48, 49, 50, 58, 59, 60, 61, 67]
 
