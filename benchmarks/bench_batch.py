@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("outputs/benchmarks/batch.json"))
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp_name:
         tmp = Path(tmp_name)
         # The worker runs and the baseline come first, while this process holds no scene.
@@ -132,8 +133,11 @@ def main() -> None:
         "per_process_vs_warm_worker": baseline["s_per_image"] / one["steady_s_per_image"],
         "per_process_vs_batch_wall": baseline["s_per_image"] / one["wall_s_per_image"],
     }
+    # Other processes on a shared machine slow every figure; the load average says how much.
     result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "gpu": qualities[0]["device"] if qualities else None},
+                          "gpu": qualities[0]["device"] if qualities else None,
+                          "loadavg_1min_before": load_before[0],
+                          "loadavg_1min_after": os.getloadavg()[0]},
               "qualities": qualities, "workers": workers, "one_process_per_image": baseline,
               "summary": summary}
 
@@ -145,7 +149,8 @@ def main() -> None:
         print(f"| {q['quality']} | {q['render_s']:.2f} | {q['outside_cycles_s']:.2f} | "
               f"{q['total_s']:.2f} | {q['outside_cycles_share']:.0%} |")
     print(f"\nWorkers ({args.engine} engine, {args.count} × {args.quality} {args.resolution}², "
-          f"{os.cpu_count()} cores):\n")
+          f"{os.cpu_count()} cores, load average {load_before[0]:.1f} before, "
+          f"{result['machine']['loadavg_1min_after']:.1f} after):\n")
     print("| workers | Cycles threads each | wall s (incl. start-up) | wall s/img | steady s/img | "
           "steady img/s | start-up + merge s |")
     print("|---|---|---|---|---|---|---|")

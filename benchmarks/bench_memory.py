@@ -104,6 +104,7 @@ def main() -> int:
         "passed": bool(growth <= args.limit),
         "seconds_per_image": round((t_end - t_warm) / args.count, 3),
         "total_s": round(t_end - t0, 1), "cpu_count": os.cpu_count(),
+        "loadavg_1min_end": os.getloadavg()[0],
         "machine": platform.machine(),
         "points": [[int(a), round(float(b), 1)] for a, b in points],
     }

@@ -651,7 +651,8 @@ class _Cluster:
 def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int | None = None,
               workers: int = 1, scheduler: str | None = None, engine: str = "papermill",
               notebook: Path | None = None, progress: bool = True, poll_s: float = 1.0,
-              shard_retries: int = 1, metadata: dict | None = None) -> BatchReport:
+              shard_retries: int = 1, metadata: dict | None = None,
+              connect_timeout_s: float = 30.0) -> BatchReport:
     """Render faces ``start .. start + count - 1`` as shards on Dask; resumes what is there.
 
     Each shard is one task. ``engine="papermill"`` executes ``notebooks/generate.ipynb`` per
@@ -674,7 +675,7 @@ def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int |
     report = BatchReport(samples=len(stems), complete=len(present), complete_before=len(present))
     if len(present) < len(stems):
         nb = json.loads(Path(notebook or NOTEBOOK).read_text()) if engine == "papermill" else None
-        with _Cluster(workers, scheduler) as cluster:
+        with _Cluster(workers, scheduler, connect_timeout_s) as cluster:
             if metadata is not None:
                 dataset.write_metadata(out, metadata)
             report.workers = cluster.n_workers()

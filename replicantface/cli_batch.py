@@ -1,7 +1,8 @@
 """Sub-commands for large runs: ``batch`` and ``validate``.
 
     replicantface batch --count N --out DIR [--shards K] [--workers W]
-        [--scheduler tcp://HOST:PORT] [--engine papermill|inprocess] [--start S] [--seed S]
+        [--scheduler tcp://HOST:PORT [--connect-timeout S]] [--engine papermill|inprocess]
+        [--start S] [--seed S]
         [--preset NAME | --config FILE] [--quality Q] [--resolution PX] [--variations M]
         [--cpu] [--render-threads T] [--notebook PATH] [--no-progress]
     replicantface validate DIR [--start S --count N] [--jobs J] [--no-landmarks]
@@ -39,6 +40,8 @@ def register(sub) -> None:
                    help="local worker processes, one bpy scene each (default 1; ignored with "
                         "--scheduler, where the cluster's workers are used)")
     b.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    b.add_argument("--connect-timeout", type=float, default=30.0,
+                   help="seconds to wait for --scheduler (default 30)")
     b.add_argument("--engine", default="papermill", choices=ENGINES,
                    help="papermill: each shard executes notebooks/generate.ipynb in a fresh kernel "
                         "(the executed notebook is kept); inprocess: each shard runs in the worker "
@@ -123,7 +126,8 @@ def cmd_batch(args) -> int:
         report = batch.run_batch(settings, args.count, start=args.start, shards=args.shards,
                                  workers=args.workers, scheduler=args.scheduler,
                                  engine=args.engine, notebook=args.notebook,
-                                 progress=not args.no_progress, metadata=meta)
+                                 progress=not args.no_progress, metadata=meta,
+                                 connect_timeout_s=args.connect_timeout)
     except (OSError, TimeoutError) as exc:
         if not args.scheduler or isinstance(exc, FileNotFoundError | PermissionError):
             raise

@@ -159,6 +159,14 @@ def test_merge_recovers_samples_without_a_manifest_line(tmp_path):
     assert rec["params_sha256"] == batch.params_hash(FakeParams(SEED, 2).to_json())
 
 
+def test_variation_mode_shards_by_face(tmp_path):
+    report = shard(tmp_path, FakeGenerator(), start=4, count=2, variations=2)
+    assert report.names == [f"face_00000{i}_0{v}" for i in (4, 5) for v in range(3)]
+    assert report.rendered == 6 and batch.shard_name(4, 2) == "shard-000004-000005"
+    stems = set(batch.batch_stems(4, 2, 2))
+    assert batch.complete_stems(tmp_path) == stems
+
+
 def test_a_broken_worker_stops_its_shard(tmp_path):
     n = batch.MAX_CONSECUTIVE_FAILURES
     report = shard(tmp_path, FakeGenerator(failures={i: 2 for i in range(20)}), count=20)
@@ -187,6 +195,20 @@ def test_batch_refuses_other_settings_in_an_existing_folder(tmp_path, capsys):
     assert main(["batch", "--out", str(tmp_path), "--count", "1", "--quality", "test",
                  "--seed", "4"]) == 2
     assert "written with other settings" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as sock:  # a free port with nothing listening on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ds"
+    code = main(["batch", "--out", str(out), "--count", "2", "--quality", "test",
+                 "--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "2",
+                 "--no-progress"])
+    assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------------------------

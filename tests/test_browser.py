@@ -79,8 +79,9 @@ def lab(tmp_path):
     log = open(tmp_path / "jupyter.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", "--ServerApp.ip=127.0.0.1",
+         "--allow-root", f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
+         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc, SERVER_START_S)
@@ -88,6 +89,25 @@ def lab(tmp_path):
     finally:
         _stop(proc)
         log.close()
+
+
+def _run_all_cells(page, tries: int = 3) -> None:
+    """Run > Run All Cells, once the kernel is up; again if no cell started (a click that came
+    while JupyterLab was still settling)."""
+    for _ in range(tries):
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=SERVER_START_S * 1000)
+        page.wait_for_timeout(2000)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=30_000)
+            return
+        except Exception:  # playwright's TimeoutError
+            page.keyboard.press("Escape")
+    raise AssertionError("Run All Cells did not start the notebook")
 
 
 def test_workbench_in_jupyterlab(lab):
@@ -103,10 +123,7 @@ def test_workbench_in_jupyterlab(lab):
             page = ctx.new_page()
             page.goto(f"{base}/doc/tree/{NOTEBOOK.name}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=SERVER_START_S * 1000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=SERVER_START_S * 1000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            _run_all_cells(page)
 
             preview = page.locator("img.rf-preview")
             preview.wait_for(state="visible", timeout=NOTEBOOK_RUN_S * 1000)
@@ -144,6 +161,10 @@ def test_workbench_in_jupyterlab(lab):
             page.evaluate("document.querySelector('.rf-workbench').scrollIntoView({block: 'center'})")
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"page at the failure: {tmp_path / 'failure.png'}; server log: {tmp_path / 'jupyter.log'}")
+            raise
         finally:
             ctx.close()
     assert SCREENSHOT.stat().st_size > 10_000

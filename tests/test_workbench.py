@@ -214,6 +214,36 @@ class FakeClock:
             c.fn(*c.args)
 
 
+def test_main_thread_scheduler_runs_calls_from_other_threads_on_its_loop():
+    import asyncio
+    import threading
+
+    async def scenario():
+        sched = rfw.MainThreadScheduler()
+        ran, done = [], asyncio.Event()
+
+        def fn(tag):
+            ran.append((tag, threading.current_thread() is threading.main_thread()))
+            if tag == "kept":
+                done.set()
+
+        def from_worker():
+            sched(0.05, fn, "cancelled").cancel()
+            sched(0.01, fn, "kept")
+
+        worker = threading.Thread(target=from_worker)
+        worker.start()
+        worker.join()
+        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.sleep(0.1)
+        return ran
+
+    assert asyncio.run(scenario()) == [("kept", True)]
+    calls = []
+    rfw.MainThreadScheduler()(0.5, calls.append, "now")  # no running loop: runs at once
+    assert calls == ["now"]
+
+
 def test_debouncer_runs_once_for_a_burst_and_flags_stale_runs():
     clock, runs = FakeClock(), []
     deb = rfw.Debouncer(lambda g: runs.append((g, deb.is_current(g))), 0.15, clock.call_later)
@@ -281,13 +311,16 @@ def test_ui_debounces_drops_stale_renders_and_redraws_overlays(fresh):
 def test_ui_buttons(fresh, tmp_path):
     pytest.importorskip("ipywidgets")
     fresh.render()
-    ui = rfw.WorkbenchUI(fresh, call_later=FakeClock().call_later)
+    clock = FakeClock()
+    ui = rfw.WorkbenchUI(fresh, call_later=clock.call_later)
     ui.copy_params()
     assert ui.snippet.value == fresh.params_snippet()
     ui.final_quality.value = "preview"
     ui.final_resolution.value = 96
     ui.save_dir.value = str(tmp_path)
-    ui.save()
+    ui.save()  # renders on the main thread's loop: here, when the clock runs
+    assert not (tmp_path / "face_000000.npz").exists()
+    clock.advance(0.01)
     assert (tmp_path / "face_000000.npz").is_file() and "saved" in ui.status.value
     assert fresh.sample_quality == "preview" and fresh.sample.rgb.shape[:2] == (96, 96)
     ui.inputs["jawOpen"].value = 0.5
@@ -348,3 +381,17 @@ def test_dataset_inspector_reads_npz_and_mat(fresh, tmp_path):
     img = ins.image(1, source="mat")
     assert isinstance(img, Image.Image) and img.size == (RES, RES)
     assert "at most 0 deg" in ins.mat_summary()
+
+
+def test_rest_pose_is_remembered_per_identity_only(wb):
+    human = wb.generator.human
+    ident = wb.base_params.identity
+    kwargs = {"phenotypes": ident.phenotype_kwargs(), "local_changes": ident.local_changes}
+    rest = human.evaluate(**kwargs)
+    assert human.evaluate(**kwargs) is rest
+    other = wb.generator.params(99, 0).identity
+    moved = human.evaluate(phenotypes=other.phenotype_kwargs(), local_changes=other.local_changes)
+    assert not np.array_equal(moved.vertices, rest.vertices)
+    posed = human.evaluate(**kwargs, head_rotvec_body=np.array([0.0, 0.3, 0.0]))
+    assert not np.array_equal(posed.vertices, rest.vertices)
+    assert np.array_equal(human.evaluate(**kwargs).vertices, rest.vertices)

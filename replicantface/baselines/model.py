@@ -71,25 +71,31 @@ def _depthwise_separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 # MobileNetV1's (channels, stride) after the stem, with three instead of five 512-channel
-# blocks in the middle: this is the whole backbone at width 1 (channels are scaled by `width`).
+# blocks in the middle and the last stride dropped (output stride 16: a 64 px crop ends as a
+# 4x4 map, not 2x2): the whole backbone at width 1 (channels are scaled by `width`).
 _MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-                 (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+                 (512, 1), (512, 1), (512, 1), (1024, 1), (1024, 1))
+OUTPUT_STRIDE = 16
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """width: channel multiplier of the MobileNetV1 layout (0.5: about 0.9 M parameters).
+    """width: channel multiplier of the MobileNetV1 layout. crop_size: input side in pixels
+    (a multiple of 16). head_channels: the final map is reduced to this many channels and
+    flattened, so the heads see where things are, not just a pooled average.
     with_gaze: add the gaze head. dropout: before the heads."""
 
     width: float = 0.5
+    crop_size: int = 64
+    head_channels: int = 32
     with_gaze: bool = False
     dropout: float = 0.1
 
 
 class FaceBaselineNet(nn.Module):
-    """Depthwise-separable CNN with three linear heads on the pooled features.
+    """Depthwise-separable CNN with three linear heads on the flattened final feature map.
 
-    Input: (N, 3, S, S) float RGB in 0..1 (any S divisible by 32; 96 or 112 in practice).
+    Input: (N, 3, S, S) float RGB in 0..1, S = ``cfg.crop_size``.
     ``forward`` returns a dict: ``rot6d`` (N, 6), ``rotation`` (N, 3, 3) image frame,
     ``landmarks`` (N, 68, 2) crop units, and ``gaze`` (N, 2, 3) unit vectors when enabled.
     """
@@ -106,12 +112,17 @@ class FaceBaselineNet(nn.Module):
         for c, stride in _MOBILENET_V1:
             layers.append(_depthwise_separable(c_in, ch(c), stride))
             c_in = ch(c)
+        if cfg.crop_size % OUTPUT_STRIDE:
+            raise ValueError(f"crop_size must be a multiple of {OUTPUT_STRIDE}, got {cfg.crop_size}")
+        layers.append(nn.Sequential(nn.Conv2d(c_in, cfg.head_channels, 1, bias=False),
+                                    nn.BatchNorm2d(cfg.head_channels), nn.ReLU(inplace=True)))
         self.backbone = nn.Sequential(*layers)
-        self.features = c_in
+        side = cfg.crop_size // OUTPUT_STRIDE
+        self.features = cfg.head_channels * side * side
         self.dropout = nn.Dropout(cfg.dropout)
-        self.rot_head = nn.Linear(c_in, 6)
-        self.landmark_head = nn.Linear(c_in, 68 * 2)
-        self.gaze_head = nn.Linear(c_in, 6) if cfg.with_gaze else None
+        self.rot_head = nn.Linear(self.features, 6)
+        self.landmark_head = nn.Linear(self.features, 68 * 2)
+        self.gaze_head = nn.Linear(self.features, 6) if cfg.with_gaze else None
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         # Start at the frontal pose, landmarks at the crop centre, gaze into the lens, so the
@@ -126,9 +137,9 @@ class FaceBaselineNet(nn.Module):
                 self.gaze_head.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 1.0]))
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, C) pooled features of (N, 3, S, S) 0..1 RGB."""
+        """(N, F) flattened final feature map of (N, 3, S, S) 0..1 RGB."""
         x = self.backbone((image - self.mean) / self.std)
-        return self.dropout(x.mean(dim=(2, 3)))
+        return self.dropout(torch.flatten(x, 1))
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.embed(image)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,13 +52,14 @@ class TrainConfig:
     crop_shift: float = 0.05
     eval_crop_scale: float = 1.4
     color_jitter: float = 0.3
+    blur_sigma_px: float = 1.0
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     eval_every: int = 1
     cache: bool = True
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(width=self.width, with_gaze=self.with_gaze)
+        return ModelConfig(width=self.width, crop_size=self.crop_size, with_gaze=self.with_gaze)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +78,31 @@ class CropAroundBox:
         x0, y0, x1, y1 = sample["box"].double().tolist()
         side = max(x1 - x0, y1 - y0, 1.0) * self.scale
         return rfdata.crop_resize(sample, ((x0 + x1) / 2, (y0 + y1) / 2), side, self.out_size)
+
+
+@dataclass(frozen=True)
+class GaussianBlur:
+    """Blur the whole image with a Gaussian of ``sigma_px`` pixels; labels untouched.
+
+    The ``test``-quality renders (4 samples per pixel, no denoiser) carry strong Monte-Carlo
+    noise, and ``crop_resize`` samples bilinearly without low-pass filtering; this prefilter
+    stands in for the missing anti-aliasing so the network sees faces, not speckle.
+    """
+
+    sigma_px: float = 1.0
+
+    def __call__(self, sample: dict, rng: np.random.Generator | None = None) -> dict:
+        if self.sigma_px <= 0:
+            return sample
+        r = max(1, int(np.ceil(2.5 * self.sigma_px)))
+        x = torch.arange(-r, r + 1, dtype=torch.float32)
+        k = torch.exp(-0.5 * (x / self.sigma_px) ** 2)
+        k = k / k.sum()
+        img = sample["image"][:, None]  # (3, 1, H, W): one channel at a time
+        img = torch.nn.functional.pad(img, (r, r, r, r), mode="replicate")
+        img = torch.nn.functional.conv2d(img, k.view(1, 1, 1, -1))
+        img = torch.nn.functional.conv2d(img, k.view(1, 1, -1, 1))
+        return {**sample, "image": img[:, 0]}
 
 
 def crop_landmarks(landmarks_2d: np.ndarray, box: np.ndarray, scale: float) -> np.ndarray:
@@ -112,9 +139,11 @@ class CachedFaceDataset(rfdata.FaceDataset):
 
 
 def train_transform(cfg: TrainConfig) -> rfdata.Compose:
-    """Colour jitter, grayscale, flip, in-plane rotation, random crop around the box."""
+    """Blur prefilter, colour jitter, grayscale, flip, in-plane rotation, random crop around
+    the box."""
     a = cfg.color_jitter
-    steps = [rfdata.ColorJitter(a, a, a), rfdata.RandomGrayscale(0.1)]
+    steps = [GaussianBlur(cfg.blur_sigma_px), rfdata.ColorJitter(a, a, a),
+             rfdata.RandomGrayscale(0.1)]
     if cfg.flip:
         steps.append(rfdata.RandomHorizontalFlip(0.5))
     if cfg.rotate_deg > 0:
@@ -124,9 +153,14 @@ def train_transform(cfg: TrainConfig) -> rfdata.Compose:
     return rfdata.Compose(tuple(steps))
 
 
+def eval_transform(cfg: TrainConfig) -> rfdata.Compose:
+    """The same prefilter as in training, then the fixed crop around the face box."""
+    return rfdata.Compose((GaussianBlur(cfg.blur_sigma_px),
+                           CropAroundBox(cfg.crop_size, cfg.eval_crop_scale)))
+
+
 def eval_dataset(source, cfg: TrainConfig, limit: int | None = None) -> CachedFaceDataset:
-    return CachedFaceDataset(source, transform=CropAroundBox(cfg.crop_size, cfg.eval_crop_scale),
-                             limit=limit, cache=cfg.cache)
+    return CachedFaceDataset(source, transform=eval_transform(cfg), limit=limit, cache=cfg.cache)
 
 
 def _collate(items: list[dict]) -> dict:
@@ -312,6 +346,12 @@ def seed_everything(seed: int, threads: int) -> torch.Generator:
 
 def train(cfg: TrainConfig, progress: bool = False, log=print) -> TrainResult:
     """Train a ``FaceBaselineNet`` from scratch on ``cfg.train_dir``."""
+    # The human model switches autograd off process-wide when it loads (human.py).
+    with torch.enable_grad():
+        return _train(cfg, progress, log)
+
+
+def _train(cfg: TrainConfig, progress: bool, log) -> TrainResult:
     gen = seed_everything(cfg.seed, cfg.threads)
     model = FaceBaselineNet(cfg.model_config())
     ds = CachedFaceDataset(cfg.train_dir, transform=train_transform(cfg), seed=cfg.seed,
@@ -377,4 +417,64 @@ def _format_row(row: dict) -> str:
         parts += [f"test yaw {row['test_yaw']:.2f}°", f"geodesic {row['test_geodesic']:.2f}°"]
     parts.append(f"{row['train_seconds']:.0f} s")
     return "  ".join(parts)
+
+
+
+def assert_loss_falls(result: TrainResult, key: str = "loss", window: int = 2) -> None:
+    """Raise AssertionError unless the mean training loss of the last ``window`` epochs is below
+    that of the first ``window`` (epoch means are noisy on tiny sets: each epoch draws new
+    augmentations)."""
+    values = [h[key] for h in result.history]
+    w = max(1, min(window, len(values) // 2))
+    first, last = float(np.mean(values[:w])), float(np.mean(values[-w:]))
+    if not last < first:
+        raise AssertionError(f"training {key} did not fall: first {w} epochs {first:.4f}, "
+                             f"last {w} epochs {last:.4f} ({values})")
+
+
+def cross_evaluate(runs: dict[str, TrainResult], tests: dict[str, str | Path],
+                   with_landmarks: bool = True) -> dict[tuple[str, str], Scores]:
+    """Scores of every trained run on every test split: ``{(run name, test name): Scores}``."""
+    out = {}
+    for run_name, run in runs.items():
+        for test_name, test_dir in tests.items():
+            lm = with_landmarks and run.config.landmark_weight > 0
+            out[(run_name, test_name)] = evaluate(run.model, test_dir, run.config, lm)[0]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Generating the data inside the notebook
+
+
+def generate_dataset(out_dir, count: int, seed: int, preset: str = "default",
+                     quality: str = "test", resolution: int | None = 96, variations: int = 0,
+                     use_gpu: bool = True) -> Path:
+    """Render faces ``0 .. count - 1`` of ``(seed, preset)`` into ``out_dir`` (skipping complete
+    ones) with this process's warm Blender generator; returns the folder."""
+    from replicantface import batch
+
+    report = batch.run_shard(out_dir, 0, count, seed=seed, preset=preset, quality=quality,
+                             resolution=resolution, variations=variations, use_gpu=use_gpu)
+    if report.failures:
+        raise RuntimeError(f"{len(report.failures)} samples failed in {out_dir}: "
+                           f"{report.failures[0]}")
+    return Path(out_dir)
+
+
+def dataset_summary(datasets: dict[str, str | Path]) -> list[list[str]]:
+    """Rows [name, folder, samples, preset, resolution, label pitch/yaw/roll mean ± std°]."""
+    import json
+
+    rows = []
+    for name, folder in datasets.items():
+        ds = rfdata.FaceDataset(folder)
+        poses = np.degrees(np.stack([ds.labels(i)["pose"] for i in range(len(ds))]))
+        meta_path = Path(folder) / "dataset.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        preset = (meta.get("config") or {}).get("preset", "")
+        stats = " / ".join(f"{m:+.1f} ± {s:.1f}" for m, s in zip(poses.mean(0), poses.std(0)))
+        rows.append([name, str(folder), str(len(ds)), str(preset),
+                     str(meta.get("resolution", "")), stats])
+    return rows
 
