@@ -379,6 +379,10 @@ def _build_extra_lights() -> dict:
 def _build_world(scene):
     world = bpy.data.worlds.new("rf_world")
     scene.world = world
+    # Cycles rebuilds the environment importance map whenever the world changes, i.e. every
+    # sample; at the automatic (full HDRI) resolution that costs ~2 s on 2 cores, at 256 ~0.1 s.
+    world.cycles.sampling_method = "MANUAL"
+    world.cycles.sample_map_resolution = 256
     tree = world.node_tree
     tree.nodes.clear()
     coord = tree.nodes.new("ShaderNodeTexCoord")

@@ -786,8 +786,9 @@ class Workbench:
         """Write the current face into ``out_dir`` exactly as the batch generator does.
 
         Files ``face_{n:06d}.jpg/_mask.png/.npz`` with n the first free number, plus
-        dataset.json (which must match if the folder has one). The npz's ``seed``/``index`` say
-        which sample the face started from and its ``params`` hold every edited value.
+        dataset.json (which must match if the folder has one). As in a batch folder, the npz's
+        ``index`` is n; its ``params`` say where the face came from (the index it was drawn
+        at) and hold every edited value.
         quality, resolution: render at these first unless the last render is of the current
         params at that quality and size (default: whatever was rendered last).
         """
@@ -805,7 +806,8 @@ class Workbench:
         n = 0
         while (out_dir / f"{dataset.stem(n)}.npz").exists():
             n += 1
-        return dataset.write_sample(out_dir, dataset.stem(n), sample.rgb, sample.mask, sample.labels)
+        labels = {**sample.labels, "index": np.int64(n)}
+        return dataset.write_sample(out_dir, dataset.stem(n), sample.rgb, sample.mask, labels)
 
     def widget(self):
         """The ipywidgets UI (sliders, preview with overlay toggles, labels, buttons)."""
@@ -1050,7 +1052,7 @@ class WorkbenchUI:
         appearance = W.VBox(self._group("appearance") + ([] if accessory_slots() else [
             W.HTML("<i>No accessories installed yet: the slots appear here when they are.</i>")]))
         tabs = W.Tab(children=[head, expression, identity, lighting, appearance],
-                     titles=("head & camera", "expression", "identity", "lighting", "hair, acc."))
+                     titles=("head/camera", "expression", "identity", "lighting", "hair, acc."))
         tabs.layout.width = "540px"
         return tabs
 

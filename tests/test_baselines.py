@@ -65,9 +65,10 @@ def test_chordal_loss_is_2_sqrt2_sin_half_angle():
     np.testing.assert_allclose(got, 2 * np.sqrt(2) * np.sin(angles / 2), atol=1e-3)
 
 
-@pytest.mark.parametrize("size,gaze", [(64, False), (96, True)])
-def test_model_output_shapes(size, gaze):
-    net = FaceBaselineNet(ModelConfig(width=0.5, with_gaze=gaze)).eval()
+@pytest.mark.parametrize("arch,size,gaze", [("plain", 64, False), ("plain", 96, True),
+                                             ("mobilenet_v1", 64, True)])
+def test_model_output_shapes(arch, size, gaze):
+    net = FaceBaselineNet(ModelConfig(arch=arch, width=0.5, crop_size=size, with_gaze=gaze)).eval()
     out = net(torch.rand(3, 3, size, size))
     assert out["rot6d"].shape == (3, 6)
     assert out["rotation"].shape == (3, 3, 3)
@@ -79,7 +80,9 @@ def test_model_output_shapes(size, gaze):
     # Freshly built: frontal pose and landmarks at the crop centre, no downloaded weights.
     np.testing.assert_allclose(out["rotation"].detach().numpy(),
                                np.broadcast_to(np.eye(3), (3, 3, 3)), atol=0.05)
-    assert 0.5e6 <= count_parameters(net) <= 1.0e6
+    assert 0.5e6 <= count_parameters(net) <= 1.0e6  # MobileNet-sized
+    with pytest.raises(ValueError, match="crop_size"):
+        FaceBaselineNet(ModelConfig(crop_size=70))
 
 
 def _synthetic_batch(n=8, size=64, seed=0):

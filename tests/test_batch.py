@@ -377,3 +377,15 @@ def test_external_scheduler_and_workers(tmp_path, clean_run, dask_cluster):
     assert workers <= {"w0", "w1"} and workers
     assert not (out / "notebooks").exists()  # the in-process engine runs no notebook
     assert Path(out / "logs").is_dir()
+
+
+@pytest.mark.slow
+def test_memory_stays_flat(tmp_path):
+    """The memory benchmark, shortened: RSS growth after warm-up within 5% (a few minutes)."""
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_memory.py"
+    out = tmp_path / "memory.json"
+    r = subprocess.run([sys.executable, str(bench), "--count", "60", "--warmup", "10", "--cpu",
+                        "--out", str(out)], check=False, capture_output=True, text=True, env=ENV,
+                       timeout=1800)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert json.loads(out.read_text())["passed"]

@@ -191,7 +191,11 @@ def test_save_sample_writes_the_batch_layout(fresh, tmp_path):
     meta = json.loads((tmp_path / "dataset.json").read_text())
     expected = dataset.dataset_metadata(fresh.generator.cfg.to_dict(), "test", RES, 0)
     assert set(meta) == set(expected) and meta["quality"] == "test" and meta["resolution"] == RES
+    assert int(dataset.load_sample(tmp_path, "face_000001")["index"]) == 1
     assert rfw.DatasetInspector(tmp_path).flagged() == {}
+    validate = pytest.importorskip("replicantface.validate")
+    report = validate.validate_dataset(tmp_path)
+    assert not (report.bad or report.missing or report.duplicates or report.dataset_problems)
 
 
 class FakeClock:

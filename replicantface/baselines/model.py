@@ -1,4 +1,4 @@
-"""A MobileNetV1-style multitask network in plain PyTorch: head pose, 68 landmarks, optional gaze.
+"""A MobileNet-sized multitask CNN in plain PyTorch: head pose, 68 landmarks, optional gaze.
 
 Frames (docs/training_formats.md):
 
@@ -75,16 +75,23 @@ def _depthwise_separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 # 4x4 map, not 2x2): the whole backbone at width 1 (channels are scaled by `width`).
 _MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
                  (512, 1), (512, 1), (512, 1), (1024, 1), (1024, 1))
+# The default: plain 3x3 convolutions at the same output stride and a similar parameter count.
+# From scratch on a few hundred renders it learned pose far faster than the depthwise layout
+# (docs/baseline_results.md gives the numbers).
+_PLAIN = ((48, 2), (64, 1), (96, 2), (128, 1), (192, 2), (256, 1), (384, 2), (384, 1))
+ARCHS = ("plain", "mobilenet_v1")
 OUTPUT_STRIDE = 16
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """width: channel multiplier of the MobileNetV1 layout. crop_size: input side in pixels
+    """arch: ``plain`` (3x3 conv-BN-ReLU stack) or ``mobilenet_v1`` (depthwise-separable).
+    width: channel multiplier of the layout. crop_size: input side in pixels
     (a multiple of 16). head_channels: the final map is reduced to this many channels and
     flattened, so the heads see where things are, not just a pooled average.
     with_gaze: add the gaze head. dropout: before the heads."""
 
+    arch: str = "plain"
     width: float = 0.5
     crop_size: int = 64
     head_channels: int = 32
@@ -93,7 +100,8 @@ class ModelConfig:
 
 
 class FaceBaselineNet(nn.Module):
-    """Depthwise-separable CNN with three linear heads on the flattened final feature map.
+    """A small CNN (plain or depthwise-separable) with three linear heads on the flattened
+    final feature map.
 
     Input: (N, 3, S, S) float RGB in 0..1, S = ``cfg.crop_size``.
     ``forward`` returns a dict: ``rot6d`` (N, 6), ``rotation`` (N, 3, 3) image frame,
@@ -107,11 +115,18 @@ class FaceBaselineNet(nn.Module):
         def ch(c: int) -> int:
             return max(8, int(round(c * cfg.width / 8)) * 8)
 
-        layers = [_conv_bn(3, ch(32), 2)]
-        c_in = ch(32)
-        for c, stride in _MOBILENET_V1:
-            layers.append(_depthwise_separable(c_in, ch(c), stride))
-            c_in = ch(c)
+        if cfg.arch == "mobilenet_v1":
+            layers, c_in = [_conv_bn(3, ch(32), 2)], ch(32)
+            for c, stride in _MOBILENET_V1:
+                layers.append(_depthwise_separable(c_in, ch(c), stride))
+                c_in = ch(c)
+        elif cfg.arch == "plain":
+            layers, c_in = [], 3
+            for c, stride in _PLAIN:
+                layers.append(_conv_bn(c_in, ch(c), stride))
+                c_in = ch(c)
+        else:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
         if cfg.crop_size % OUTPUT_STRIDE:
             raise ValueError(f"crop_size must be a multiple of {OUTPUT_STRIDE}, got {cfg.crop_size}")
         layers.append(nn.Sequential(nn.Conv2d(c_in, cfg.head_channels, 1, bias=False),

@@ -14,9 +14,11 @@ from replicantface.baselines.stability import markdown_table
 from replicantface.baselines.training import Scores, TrainResult
 
 
-def plot_curves(runs: dict[str, TrainResult], path=None):
+def plot_curves(runs: dict[str, TrainResult], path=None, reference: Scores | None = None,
+                reference_label: str = "train mean (constant)"):
     """Training loss (total and pose) and held-out yaw MAE / geodesic error per epoch for each
-    named run. Returns the figure; saves it if ``path``."""
+    named run; ``reference`` (e.g. the constant mean-pose predictor) is drawn dashed. Returns
+    the figure; saves it if ``path``."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
@@ -34,6 +36,11 @@ def plot_curves(runs: dict[str, TrainResult], path=None):
                          color=c, marker="o", ms=3, label=label)
             axes[3].plot([r["epoch"] for r in tested], [r["test_geodesic"] for r in tested],
                          color=c, marker="o", ms=3, label=label)
+    if reference is not None:
+        for ax, v in ((axes[2], reference.pose.yaw), (axes[3], reference.pose.geodesic)):
+            ax.axhline(v, color="k", ls="--", lw=1, label=reference_label)
+        axes[2].set_ylim(bottom=0)
+        axes[3].set_ylim(bottom=0)
     titles = ("training loss (total)", "pose loss (chordal, solid); landmark L1 (dotted)",
               "held-out yaw MAE (°)", "held-out geodesic error (°)")
     for ax, t in zip(axes, titles):
@@ -126,7 +133,7 @@ def run_intro(command: str, wall_s: float, cfg, main: TrainResult) -> str:
         "Written by `notebooks/04_train_baseline.ipynb` (logic in `replicantface.baselines`).\n\n"
         f"{cmd}Notebook time: {wall_s / 60:.1f} min on this machine's CPU "
         f"({cfg.threads} torch threads), data generation excluded when the sets were given.\n\n"
-        f"Network: MobileNetV1-style, width {cfg.width}, {main.parameters:,} parameters, "
+        f"Network: `{cfg.arch}`, width {cfg.width}, {main.parameters:,} parameters, "
         f"from scratch (no downloaded weights); input a {cfg.crop_size}×{cfg.crop_size} crop "
         f"around the face-skin box (×{cfg.crop_scale[0]}–{cfg.crop_scale[1]} in training, "
         f"×{cfg.eval_crop_scale} at test time, ground-truth box as in the AFLW2000-3D "

@@ -125,27 +125,28 @@ def stability_table(result: StabilityResult) -> str:
 
 
 def plot_stability(result: StabilityResult, path=None, title: str = "Pose stability"):
-    """Three panels (pitch, yaw, roll): each variation's prediction minus the face's ground
-    truth, per face, with the face's spread annotated. Returns the figure; saves it if ``path``."""
+    """Three panels (pitch, yaw, roll): each variation's prediction minus the face's mean
+    prediction (the spread that appearance alone causes), per face; tick labels give the face's
+    ground truth and the bias of its mean prediction. Returns the figure; saves it if ``path``."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=False)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     x = np.arange(len(result.faces))
     for a, ax in enumerate(axes):
         for i, f in enumerate(result.faces):
-            err = f.pred[:, a] - f.gt[a]
-            ax.scatter(np.full(len(err), i) + np.linspace(-0.15, 0.15, len(err)), err, s=14,
-                       color="C0", alpha=0.8, zorder=3)
-            ax.scatter([i], [err[0]], s=40, facecolors="none", edgecolors="C3", zorder=4,
-                       label="neutral (j = 0)" if i == 0 else None)
-            ax.vlines(i, err.min(), err.max(), color="C0", lw=1, alpha=0.5)
+            dev = f.pred[:, a] - f.pred[:, a].mean()
+            ax.scatter(np.full(len(dev), i) + np.linspace(-0.2, 0.2, len(dev)), dev, s=16,
+                       color="C0", alpha=0.85, zorder=3)
+            ax.scatter([i - 0.2], [dev[0]], s=46, facecolors="none", edgecolors="C3", zorder=4,
+                       label="neutral expression (j = 0)" if i == 0 else None)
+            ax.vlines(i, dev.min(), dev.max(), color="C0", lw=1, alpha=0.5)
         ax.axhline(0.0, color="k", lw=0.8)
-        ax.set_xticks(x, [f"{f.face[-3:]}\n{f.gt[a]:+.0f}°" for f in result.faces], fontsize=8)
+        ax.set_xticks(x, [f"{f.face[-3:]}\nGT {f.gt[a]:+.0f}°\nbias {f.bias[a]:+.0f}°"
+                          for f in result.faces], fontsize=7)
         ax.set_title(f"{ANGLES[a]}: mean std {result.mean_std[a]:.2f}°, "
                      f"max dev {result.max_dev[a]:.2f}°", fontsize=10)
-        ax.set_xlabel("face (index, GT angle)", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("prediction - ground truth (°)")
+    axes[0].set_ylabel("prediction - face's mean prediction (°)")
     axes[0].legend(fontsize=8, loc="best")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -32,26 +32,30 @@ class TrainConfig:
     L1 loss (crop units); 0 trains pose alone ("wo/ LMK"). crop_scale: range of the crop side
     as a multiple of the face box's longer side; eval_crop_scale: the fixed test-time crop.
     rotate_deg: in-plane rotation augmentation (the pose label rotates with it).
+    threads: torch CPU threads. 1 by default: on 2 cores shared with other processes, two
+    OpenMP threads ran a training step about 10x slower than one (they spin waiting for each
+    other whenever one is descheduled).
     """
 
     train_dir: str
     test_dir: str | None = None
     max_train: int | None = None
     crop_size: int = 64
+    arch: str = "plain"
     width: float = 0.5
     with_gaze: bool = False
     epochs: int = 12
-    batch_size: int = 32
-    lr: float = 3e-3
+    batch_size: int = 8
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     landmark_weight: float = 5.0
     gaze_weight: float = 0.5
     flip: bool = True
-    rotate_deg: float = 15.0
-    crop_scale: tuple[float, float] = (1.25, 1.55)
+    rotate_deg: float = 10.0
+    crop_scale: tuple[float, float] = (1.3, 1.5)
     crop_shift: float = 0.05
     eval_crop_scale: float = 1.4
-    color_jitter: float = 0.3
+    color_jitter: float = 0.2
     blur_sigma_px: float = 1.0
     seed: int = 0
     threads: int = 1
@@ -59,7 +63,8 @@ class TrainConfig:
     cache: bool = True
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(width=self.width, crop_size=self.crop_size, with_gaze=self.with_gaze)
+        return ModelConfig(arch=self.arch, width=self.width, crop_size=self.crop_size,
+                           with_gaze=self.with_gaze)
 
 
 # ---------------------------------------------------------------------------------------------
