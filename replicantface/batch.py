@@ -187,39 +187,11 @@ def _set_render_threads(gen, threads: int) -> None:
 
 
 def purge_unused(gen) -> None:
-    """Drop orphan Blender data blocks after a sample so that memory stays flat.
-
-    Data blocks the scene layer caches for later samples (HDRIs, alternative materials) may
-    have no users between samples; they are marked as kept first, or the purge would free them
-    and leave the cache pointing at freed data.
-    """
+    """Drop orphan Blender data blocks after a sample so that memory stays flat."""
     from replicantface import scene
 
-    if gen.handles is None:
-        return
-    _keep_cached(gen.handles)
-    scene.purge_orphans()
-
-
-def _keep_cached(obj, depth: int = 0) -> None:
-    """Set ``use_fake_user`` on every Blender ID reachable from the handles' fields."""
-    if depth > 4:
-        return
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            _keep_cached(getattr(obj, f.name), depth + 1)
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            _keep_cached(value, depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            _keep_cached(value, depth + 1)
-    elif hasattr(obj, "use_fake_user") and hasattr(obj, "users"):
-        try:
-            if not obj.use_fake_user:
-                obj.use_fake_user = True
-        except (AttributeError, ReferenceError):
-            pass
+    if gen.handles is not None:
+        scene.purge_orphans()
 
 
 def params_hash(params_json: str) -> str:

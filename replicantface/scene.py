@@ -99,6 +99,8 @@ def build_scene(human_model) -> SceneHandles:
     world = _build_world(scene)
     backdrop = _build_backdrop(materials)
     extra_lights = _build_extra_lights()
+    for mat in materials.values():  # backdrop patterns sit unused between samples
+        mat.use_fake_user = True
     exr_dir = Path(tempfile.mkdtemp(prefix="replicantface_render_"))
     atexit.register(shutil.rmtree, exr_dir, True)
     _build_compositor(scene, exr_dir)
@@ -491,6 +493,7 @@ def _load_hdri(handles: SceneHandles, path: Path):
         if not Path(path).is_file():
             raise FileNotFoundError(f"HDRI not found: {path}")
         image = bpy.data.images.load(key, check_existing=True)
+        image.use_fake_user = True  # cached across samples: purge_orphans must keep it
         w, h = image.size
         pixels = np.empty(w * h * 4, dtype=np.float32)
         image.pixels.foreach_get(pixels)
@@ -631,5 +634,8 @@ def render(handles: SceneHandles) -> RenderResult:
 
 
 def purge_orphans() -> None:
-    """Drop data blocks nothing uses any more (keeps memory flat over long runs)."""
+    """Drop data blocks nothing uses any more (keeps memory flat over long runs).
+
+    Everything the scene caches between samples (HDRIs, materials) has a fake user, so it stays.
+    """
     bpy.data.orphans_purge(do_recursive=True)

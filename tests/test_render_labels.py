@@ -169,3 +169,13 @@ def test_variations_keep_the_pose(generator):
         assert v.params.lighting != base.params.lighting
         np.testing.assert_allclose(np.degrees(v.labels["pose_aflw"]), np.degrees(base.labels["pose_aflw"]),
                                    atol=0.01)
+
+
+def test_purging_orphans_between_samples_keeps_the_scene_working(generator):
+    from replicantface import scene
+
+    for i in range(4):  # several HDRIs and backdrop patterns come and go
+        generator.render(generator.params(17, i))
+        scene.purge_orphans()
+    s = generator.render(generator.params(17, 0))
+    assert np.isin(s.mask, HEAD).any()
