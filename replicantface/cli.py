@@ -107,7 +107,8 @@ def check_writable_dir(path: Path) -> None:
         raise UsageError(f"--out {path} is not writable ({exc.strerror or exc})") from exc
 
 
-def cmd_generate(args) -> int:
+def check_run_args(args) -> None:
+    """The checks every rendering command shares (generate, batch); raises UsageError."""
     if args.count < 1:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     if args.start < 0:
@@ -120,6 +121,10 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--resolution must be in [32, 4096], got {args.resolution}")
     if not 0 <= args.variations <= 99:
         raise UsageError(f"--variations must be in [0, 99], got {args.variations}")
+
+
+def cmd_generate(args) -> int:
+    check_run_args(args)
     cfg = load_config(args.config) if args.config else load_preset(args.preset)
     for folder in args.hdri_dir:
         if not folder.is_dir():

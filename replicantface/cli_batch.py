@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from replicantface.cli import UsageError, check_writable_dir
+from replicantface.cli import UsageError, check_run_args, check_writable_dir
 from replicantface.config import QUALITY, ConfigError, available_presets
 
 EXIT_FAILED = 1
@@ -79,20 +79,11 @@ def register(sub) -> None:
 
 
 def _check_batch_args(args) -> None:
-    if args.count < 1:
-        raise UsageError(f"--count must be at least 1, got {args.count}")
-    if args.start < 0:
-        raise UsageError(f"--start must be 0 or more, got {args.start}")
+    check_run_args(args)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if args.shards is not None and not 1 <= args.shards <= args.count:
         raise UsageError(f"--shards must be in [1, --count={args.count}], got {args.shards}")
-    if args.quality not in QUALITY:
-        raise UsageError(f"unknown --quality {args.quality!r}; choose from {', '.join(QUALITY)}")
-    if args.resolution is not None and not 32 <= args.resolution <= 4096:
-        raise UsageError(f"--resolution must be in [32, 4096], got {args.resolution}")
-    if not 0 <= args.variations <= 99:
-        raise UsageError(f"--variations must be in [0, 99], got {args.variations}")
     if args.render_threads < 0:
         raise UsageError(f"--render-threads must be 0 or more, got {args.render_threads}")
     if args.scheduler is not None and "://" not in args.scheduler:

@@ -3,16 +3,15 @@ exact geometry of the label-safe augmentations."""
 
 import dataclasses
 import io
-import subprocess
-import sys
 import zipfile
 from math import cos, sin
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 import torch
+from conftest import RAW_COUNT as COUNT
+from conftest import RAW_RES as RES
 from PIL import Image
 
 from replicantface import data
@@ -20,25 +19,7 @@ from replicantface.classes import SegClass
 from replicantface.cli import main
 from replicantface.dataset import load_sample
 
-COUNT, SEED, RES = 4, 1, 128
 F = np.diag([1.0, -1.0, -1.0])  # camera (y up) <-> image (y down) frame
-
-
-def make_raw_dataset(tmp_path_factory) -> Path:
-    """Same tiny dataset as tests/test_export_300wlp.py (generated once per session)."""
-    root = tmp_path_factory.getbasetemp() / f"rf_raw_{RES}px_seed{SEED}"
-    if not all((root / f"face_{i:06d}.npz").is_file() for i in range(COUNT)):
-        r = subprocess.run([sys.executable, "-m", "replicantface", "generate", "--out", str(root),
-                            "--count", str(COUNT), "--seed", str(SEED), "--quality", "test",
-                            "--resolution", str(RES), "--cpu"],
-                           check=False, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-2000:]
-    return root
-
-
-@pytest.fixture(scope="session")
-def raw_dataset(tmp_path_factory):
-    return make_raw_dataset(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -18,31 +18,15 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from conftest import RAW_COUNT as COUNT
+from conftest import RAW_RES as RES
 from scipy.spatial.transform import Rotation
 
 from replicantface.camera import FACE_HEIGHT_M, SENSOR_MM
 from replicantface.cli import main
 from replicantface.dataset import load_sample
 
-COUNT, SEED, RES = 4, 1, 128
 PARENT = "replicantface"
-
-
-def make_raw_dataset(tmp_path_factory) -> Path:
-    """A tiny raw dataset, generated once per pytest session through the CLI (shared by modules)."""
-    root = tmp_path_factory.getbasetemp() / f"rf_raw_{RES}px_seed{SEED}"
-    if not all((root / f"face_{i:06d}.npz").is_file() for i in range(COUNT)):
-        r = subprocess.run([sys.executable, "-m", "replicantface", "generate", "--out", str(root),
-                            "--count", str(COUNT), "--seed", str(SEED), "--quality", "test",
-                            "--resolution", str(RES), "--cpu"],
-                           check=False, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-2000:]
-    return root
-
-
-@pytest.fixture(scope="session")
-def raw_dataset(tmp_path_factory):
-    return make_raw_dataset(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
