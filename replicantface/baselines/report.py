@@ -3,8 +3,6 @@ Replicantface README's layout, and the markdown report written to docs/."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +83,11 @@ def yaw_ratio(model: Scores, baseline: Scores) -> float:
 
 def write_text(path, text: str) -> Path:
     """Atomic text write (temporary file beside ``path``, then rename)."""
+    from replicantface.dataset import atomic_write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, text.encode())
 
 
 def fmt_deg(v) -> str:
@@ -132,7 +128,7 @@ def run_intro(command: str, wall_s: float, cfg, main: TrainResult) -> str:
     return (
         "Written by `notebooks/04_train_baseline.ipynb` (logic in `replicantface.baselines`).\n\n"
         f"{cmd}Notebook time: {wall_s / 60:.1f} min on this machine's CPU "
-        f"({cfg.threads} torch threads), data generation excluded when the sets were given.\n\n"
+        f"(torch threads: {cfg.threads}), data generation excluded when the sets were given.\n\n"
         f"Network: `{cfg.arch}`, width {cfg.width}, {main.parameters:,} parameters, "
         f"from scratch (no downloaded weights); input a {cfg.crop_size}×{cfg.crop_size} crop "
         f"around the face-skin box (×{cfg.crop_scale[0]}–{cfg.crop_scale[1]} in training, "

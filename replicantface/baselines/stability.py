@@ -130,7 +130,7 @@ def plot_stability(result: StabilityResult, path=None, title: str = "Pose stabil
     ground truth and the bias of its mean prediction. Returns the figure; saves it if ``path``."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     x = np.arange(len(result.faces))
     for a, ax in enumerate(axes):
         for i, f in enumerate(result.faces):
@@ -142,7 +142,7 @@ def plot_stability(result: StabilityResult, path=None, title: str = "Pose stabil
             ax.vlines(i, dev.min(), dev.max(), color="C0", lw=1, alpha=0.5)
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xticks(x, [f"{f.face[-3:]}\nGT {f.gt[a]:+.0f}°\nbias {f.bias[a]:+.0f}°"
-                          for f in result.faces], fontsize=7)
+                          for f in result.faces], fontsize=6.5)
         ax.set_title(f"{ANGLES[a]}: mean std {result.mean_std[a]:.2f}°, "
                      f"max dev {result.max_dev[a]:.2f}°", fontsize=10)
         ax.grid(alpha=0.3)
