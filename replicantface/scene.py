@@ -9,6 +9,7 @@ class id (the material's ``pass_index``).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class SceneHandles:
     hdri_dir_images: dict
     backdrop: bpy.types.Object
     extra_lights: dict
+    # Objects other scene modules (hair, accessories) create lazily; rebuilt with the scene.
+    extras: dict = dataclasses.field(default_factory=dict)
 
 
 _HANDLES: SceneHandles | None = None
