@@ -1,4 +1,4 @@
-"""Command line: ``replicantface generate | sheet``.
+"""Command line: ``replicantface generate | sheet | gallery | poses`` (+ export, evaluate, batch).
 
 Bad input (a bad count, an unknown preset, an unwritable folder, a bad config value) prints one
 line naming the problem and exits with code 2 before anything is written. I/O failures while
@@ -55,6 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--plain", action="store_true", help="images only, no labels drawn")
     s.add_argument("--limit", type=int, default=64, help="at most this many samples")
 
+    y = sub.add_parser("gallery", help="contact sheet of random faces, or of every hairstyle, "
+                                       "accessory or skin tone")
+    y.add_argument("--count", type=int, default=64, help="faces on a random or skin sheet (default 64)")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--out", type=Path, required=True, help=".jpg or .png file")
+    y.add_argument("--category", default="random",
+                   help="random (default), hair, accessories or skin")
+    y.add_argument("--preset", default="default")
+    y.add_argument("--config", type=Path)
+    y.add_argument("--quality", default="preview", help=f"render quality: {', '.join(QUALITY)}")
+    y.add_argument("--resolution", type=int, default=256, help="render size per face (default 256)")
+    y.add_argument("--columns", type=int, default=8)
+    y.add_argument("--cpu", action="store_true", help="render on the CPU even if a GPU is present")
+
     h = sub.add_parser("poses", help="histograms of a preset's label poses, without rendering")
     h.add_argument("--preset", default="default")
     h.add_argument("--config", type=Path)
@@ -76,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "sheet":
             return cmd_sheet(args)
+        if args.command == "gallery":
+            return cmd_gallery(args)
         if args.command == "poses":
             return cmd_poses(args)
         if hasattr(args, "func"):
@@ -191,4 +207,35 @@ def cmd_poses(args) -> int:
     print(f"{args.count} poses in {time.perf_counter() - t0:.1f} s -> {args.out}")
     print(f"label pitch {p:+.1f} ± {sp:.1f}, yaw {y:+.1f} ± {sy:.1f}, roll {r:+.1f} ± {sr:.1f} deg; "
           f"{stats['share_over_99deg']:.1%} beyond ±99°")
+    return 0
+
+
+def cmd_gallery(args) -> int:
+    from replicantface.gallery import CATEGORIES
+
+    if not 1 <= args.count <= 1024:
+        raise UsageError(f"--count must be in [1, 1024], got {args.count}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    if args.category not in CATEGORIES:
+        raise UsageError(f"unknown --category {args.category!r}; choose from {', '.join(CATEGORIES)}")
+    if args.quality not in QUALITY:
+        raise UsageError(f"unknown --quality {args.quality!r}; choose from {', '.join(QUALITY)}")
+    if not 32 <= args.resolution <= 4096:
+        raise UsageError(f"--resolution must be in [32, 4096], got {args.resolution}")
+    if not 1 <= args.columns <= 64:
+        raise UsageError(f"--columns must be in [1, 64], got {args.columns}")
+    if args.out.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        raise UsageError(f"--out must be a .jpg or .png file, got {args.out}")
+    cfg = load_config(args.config) if args.config else load_preset(args.preset)
+    check_writable_dir(args.out.parent)
+
+    from replicantface.gallery import gallery_items, render_gallery
+    from replicantface.generate import Generator
+
+    t0 = time.perf_counter()
+    gen = Generator(cfg, quality=args.quality, resolution=args.resolution, use_gpu=not args.cpu)
+    items = gallery_items(gen, args.category, args.seed, args.count)
+    out = render_gallery(gen, items, args.out, columns=args.columns, tile=args.resolution)
+    print(f"{len(items)} faces in {time.perf_counter() - t0:.0f} s -> {out}")
     return 0

@@ -88,6 +88,10 @@ _RANGES = {
     "noise_prob": (0.0, 1.0), "noise_std_max": (0.0, 0.2),
     "jpeg_quality_min": (1, 100), "jpeg_quality_max": (1, 100),
 }
+# Tables of numbers (name -> value): the range of every value. Allowed names come from the
+# section's ``allowed_names(key)`` when it has one, else from the default table.
+_MAPPING_RANGES = {"probabilities": (0.0, 1.0)}
+_WEIGHT_RANGE = (0.0, 1000.0)
 
 
 def available_presets() -> list[str]:
@@ -143,6 +147,8 @@ def _build_section(cls, values: dict, where: str):
         elif key == "distribution":
             if value not in DISTRIBUTIONS:
                 raise ConfigError(f"{where}: distribution = {value!r}; allowed: {', '.join(DISTRIBUTIONS)}")
+        elif isinstance(default, dict):
+            value = _build_mapping(cls, key, value, default, where)
         elif isinstance(default, tuple):
             value = tuple(value) if isinstance(value, list) else value
             if not isinstance(value, tuple) or not all(isinstance(v, (int, float)) for v in value):
@@ -158,3 +164,19 @@ def _build_section(cls, values: dict, where: str):
                 raise ConfigError(f"{where}: {key} = {value} is out of range [{lo}, {hi}]")
         clean[key] = value
     return cls(**clean)
+
+
+def _build_mapping(cls, key: str, value, default: dict, where: str) -> dict:
+    """A table of numbers such as ``[accessories.probabilities]``; merged over the defaults."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a table of name = number")
+    allowed = cls.allowed_names(key) if hasattr(cls, "allowed_names") else tuple(default)
+    lo, hi = _MAPPING_RANGES.get(key, _WEIGHT_RANGE)
+    for name, v in value.items():
+        if name not in allowed:
+            raise ConfigError(f"{where}: {key}.{name} is not known; allowed: {', '.join(allowed)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{where}: {key}.{name} must be a number")
+        if not lo <= v <= hi:
+            raise ConfigError(f"{where}: {key}.{name} = {v} is out of range [{lo}, {hi}]")
+    return {**default, **{name: float(v) for name, v in value.items()}}
