@@ -1,0 +1,217 @@
+"""Accessories in the Blender scene: one mesh object per accessory, rebuilt every sample.
+
+Objects and materials are created on first use and kept in ``handles.extras["accessories"]``.
+Materials are shared per (kind, segmentation class) and set ``pass_index`` to the class; colours
+come from a per-face attribute (``rf_colour``) and two object properties (``rf_secondary``,
+``rf_pattern``), so no material is rebuilt per sample. Clear lenses are a pure Transparent BSDF
+(alpha 0, below the view layer's pass alpha threshold) plus a faint Fresnel glare, so the mask
+keeps the class behind them.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from replicantface.accessories import MATERIAL_KINDS, PATTERNS, AccessoryMesh
+
+_KEY = "accessories"
+CLEAR_LENS_GLARE = 0.35  # emission strength of the clear lenses' Fresnel sheen
+
+
+def _state(handles) -> dict:
+    state = handles.extras.get(_KEY)
+    if state is None:
+        state = {"objects": {}, "materials": {}}
+        handles.extras[_KEY] = state
+    return state
+
+
+def _node(tree, idname, **inputs):
+    node = tree.nodes.new(idname)
+    for key, value in inputs.items():
+        node.inputs[key].default_value = value
+    return node
+
+
+def _colour_with_pattern(tree, kind: str):
+    """Base colour: the face attribute, mixed with the object's secondary colour by its pattern."""
+    attr = tree.nodes.new("ShaderNodeAttribute")
+    attr.attribute_type = "GEOMETRY"
+    attr.attribute_name = "rf_colour"
+    if kind not in ("fabric", "knit"):
+        return attr.outputs["Color"]
+    second = tree.nodes.new("ShaderNodeAttribute")
+    second.attribute_type = "OBJECT"
+    second.attribute_name = "rf_secondary"
+    pattern = tree.nodes.new("ShaderNodeAttribute")
+    pattern.attribute_type = "OBJECT"
+    pattern.attribute_name = "rf_pattern"
+    coord = tree.nodes.new("ShaderNodeTexCoord")
+    # Stripes: horizontal bands 8 mm apart; check: 10 mm squares (object space = head frame).
+    sep = tree.nodes.new("ShaderNodeSeparateXYZ")
+    tree.links.new(coord.outputs["Object"], sep.inputs[0])
+
+    def wave(axis: str, period: float):
+        mul = _node(tree, "ShaderNodeMath")
+        mul.operation = "MULTIPLY"
+        mul.inputs[1].default_value = 2.0 * np.pi / period
+        tree.links.new(sep.outputs[axis], mul.inputs[0])
+        sin = tree.nodes.new("ShaderNodeMath")
+        sin.operation = "SINE"
+        tree.links.new(mul.outputs[0], sin.inputs[0])
+        return sin.outputs[0]
+
+    stripes = tree.nodes.new("ShaderNodeMath")
+    stripes.operation = "GREATER_THAN"
+    stripes.inputs[1].default_value = 0.0
+    tree.links.new(wave("Y", 0.016), stripes.inputs[0])
+    prod = tree.nodes.new("ShaderNodeMath")
+    prod.operation = "MULTIPLY"
+    tree.links.new(wave("X", 0.02), prod.inputs[0])
+    tree.links.new(wave("Y", 0.02), prod.inputs[1])
+    check = tree.nodes.new("ShaderNodeMath")
+    check.operation = "GREATER_THAN"
+    check.inputs[1].default_value = 0.0
+    tree.links.new(prod.outputs[0], check.inputs[0])
+    factors = []
+    for value, source in ((1.0, stripes), (2.0, check)):
+        cmp_ = tree.nodes.new("ShaderNodeMath")
+        cmp_.operation = "COMPARE"
+        cmp_.inputs[1].default_value = value
+        cmp_.inputs[2].default_value = 0.1
+        tree.links.new(pattern.outputs["Fac"], cmp_.inputs[0])
+        mul = tree.nodes.new("ShaderNodeMath")
+        mul.operation = "MULTIPLY"
+        tree.links.new(cmp_.outputs[0], mul.inputs[0])
+        tree.links.new(source.outputs[0], mul.inputs[1])
+        factors.append(mul)
+    add = tree.nodes.new("ShaderNodeMath")
+    add.operation = "ADD"
+    tree.links.new(factors[0].outputs[0], add.inputs[0])
+    tree.links.new(factors[1].outputs[0], add.inputs[1])
+    mix = tree.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    tree.links.new(add.outputs[0], mix.inputs["Factor"])
+    tree.links.new(attr.outputs["Color"], mix.inputs[6])
+    tree.links.new(second.outputs["Color"], mix.inputs[7])
+    return mix.outputs[2]
+
+
+def _material(handles, kind: str, seg_class: int):
+    state = _state(handles)
+    key = (kind, int(seg_class))
+    mat = state["materials"].get(key)
+    if mat is not None:
+        return mat
+    if kind not in MATERIAL_KINDS:
+        raise ValueError(f"unknown accessory material kind {kind!r}")
+    mat = bpy.data.materials.new(f"rf_acc_{kind}_{int(seg_class)}")
+    mat.pass_index = int(seg_class)
+    mat.use_fake_user = True
+    tree = mat.node_tree
+    tree.nodes.clear()
+    out = tree.nodes.new("ShaderNodeOutputMaterial")
+    colour = _colour_with_pattern(tree, kind)
+    if kind == "lens_clear":
+        # Any BSDF weight here makes Cycles end that share of camera paths on the lens and write
+        # its index; a pure Transparent BSDF plus a Fresnel glare (emission) never does.
+        transparent = tree.nodes.new("ShaderNodeBsdfTransparent")
+        fresnel = _node(tree, "ShaderNodeLayerWeight", Blend=0.3)
+        glare = _node(tree, "ShaderNodeEmission", Strength=CLEAR_LENS_GLARE)
+        tree.links.new(fresnel.outputs["Fresnel"], glare.inputs["Color"])
+        add = tree.nodes.new("ShaderNodeAddShader")
+        tree.links.new(transparent.outputs[0], add.inputs[0])
+        tree.links.new(glare.outputs[0], add.inputs[1])
+        tree.links.new(add.outputs[0], out.inputs["Surface"])
+        return _keep(state, key, mat)
+    settings = {
+        "plastic": {"Roughness": 0.3, "Coat Weight": 0.3},
+        "metal": {"Metallic": 1.0, "Roughness": 0.22},
+        "lens_dark": {"Roughness": 0.04, "Coat Weight": 1.0, "Specular IOR Level": 0.8},
+        "fabric": {"Roughness": 0.9, "Sheen Weight": 0.4},
+        "knit": {"Roughness": 0.95, "Sheen Weight": 0.6},
+        "rubber": {"Roughness": 0.65},
+        "leather": {"Roughness": 0.45, "Coat Weight": 0.1},
+    }[kind]
+    bsdf = _node(tree, "ShaderNodeBsdfPrincipled", **settings)
+    tree.links.new(colour, bsdf.inputs["Base Color"])
+    if kind in ("fabric", "knit"):
+        coord = tree.nodes.new("ShaderNodeTexCoord")
+        if kind == "knit":  # vertical ribs
+            tex = _node(tree, "ShaderNodeTexWave", Scale=260.0, Distortion=1.5)
+            tex.bands_direction = "X"
+            strength = 0.5
+        else:
+            tex = _node(tree, "ShaderNodeTexNoise", Scale=2500.0, Detail=1.0)
+            strength = 0.15
+        tree.links.new(coord.outputs["Object"], tex.inputs["Vector"])
+        bump = _node(tree, "ShaderNodeBump", Strength=strength)
+        tree.links.new(tex.outputs["Fac"], bump.inputs["Height"])
+        tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    tree.links.new(bsdf.outputs[0], out.inputs["Surface"])
+    return _keep(state, key, mat)
+
+
+def _keep(state: dict, key, mat):
+    state["materials"][key] = mat
+    return mat
+
+
+def _object(handles, name: str):
+    state = _state(handles)
+    obj = state["objects"].get(name)
+    if obj is None:
+        mesh = bpy.data.meshes.new(f"rf_acc_{name}")
+        obj = bpy.data.objects.new(f"rf_acc_{name}", mesh)
+        handles.scene.collection.objects.link(obj)
+        state["objects"][name] = obj
+    return obj
+
+
+def _write_mesh(handles, obj, m: AccessoryMesh) -> None:
+    mesh = obj.data
+    mesh.clear_geometry()
+    verts = np.ascontiguousarray(m.vertices, dtype=np.float32)
+    faces = np.ascontiguousarray(m.faces, dtype=np.int32)
+    mesh.vertices.add(len(verts))
+    mesh.loops.add(faces.size)
+    mesh.polygons.add(len(faces))
+    mesh.vertices.foreach_set("co", verts.ravel())
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update()
+    mesh.materials.clear()
+    for kind, seg_class, _ in m.materials:
+        mesh.materials.append(_material(handles, kind, seg_class))
+    mesh.polygons.foreach_set("material_index", np.ascontiguousarray(m.face_material, dtype=np.int32))
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    rgb = np.array([mat[2] for mat in m.materials], dtype=np.float32).reshape(-1, 3)
+    colours = np.ones((len(faces), 4), dtype=np.float32)
+    colours[:, :3] = rgb[m.face_material]
+    attr = mesh.attributes.get("rf_colour") or mesh.attributes.new("rf_colour", "FLOAT_COLOR", "FACE")
+    attr.data.foreach_set("color", colours.ravel())
+    obj["rf_secondary"] = [float(c) for c in m.secondary_rgb]
+    obj["rf_pattern"] = float(PATTERNS.index(m.pattern)) if m.pattern in PATTERNS else 0.0
+
+
+def apply_accessories(handles, meshes: list[AccessoryMesh], head_to_world: np.ndarray) -> None:
+    """Show this sample's accessories and hide the rest.
+
+    meshes: head-frame meshes from accessories.build_accessories; head_to_world: (4, 4) head
+    frame to Blender world (the objects ride on the head bone).
+    """
+    from mathutils import Matrix
+
+    state = _state(handles)
+    used = set()
+    matrix = Matrix(np.asarray(head_to_world, dtype=float).tolist())
+    for m in meshes:
+        obj = _object(handles, m.name)
+        _write_mesh(handles, obj, m)
+        obj.matrix_world = matrix
+        obj.hide_render = False
+        used.add(m.name)
+    for name, obj in state["objects"].items():
+        if name not in used:
+            obj.hide_render = True

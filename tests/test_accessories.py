@@ -1,0 +1,358 @@
+"""Accessories: sampling statistics, fit (no skin inside, inside the head box) and mask classes
+proved on tiny renders."""
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from replicantface import accessories as acc
+from replicantface import labels
+from replicantface.classes import HEAD_CLASSES, SegClass
+from replicantface.expression import ExpressionParams
+from replicantface.pose import PoseParams
+
+SKIN = [int(c) for c in HEAD_CLASSES] + [int(SegClass.NECK)]
+POKE_TOLERANCE_M = 0.002
+# Head-frame box every accessory must stay inside (metres).
+HEAD_BOX = (np.array([-0.30, -0.30, -0.36]), np.array([0.30, 0.26, 0.28]))
+EXTREME_EXPRESSIONS = {
+    "jaw_open": {"jawOpen": 1.0},
+    "smile": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "cheekSquintLeft": 1.0,
+              "cheekSquintRight": 1.0},
+    "brows_up": {"browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
+                 "eyeWideLeft": 1.0, "eyeWideRight": 1.0},
+    "cheek_puff": {"cheekPuff": 1.0, "mouthPucker": 1.0},
+}
+
+
+def _choice(name, variant=0.5, pattern="plain"):
+    return acc.AccessoryChoice(name, (0.6, 0.3, 0.2), (0.1, 0.2, 0.6), pattern, variant)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure sampling
+
+
+def test_registry_has_thirty_distinct_accessories_with_their_classes():
+    assert len(acc.ACCESSORIES) >= 30
+    expected = {"glasses": {int(SegClass.GLASSES)}, "hat": {int(SegClass.HEADWEAR)},
+                "headphones": {int(SegClass.HEADWEAR)}, "earrings": {int(SegClass.HEADWEAR)},
+                "mask": {int(SegClass.FACEWEAR)}, "scarf": {int(SegClass.CLOTHING)}}
+    for name, spec in acc.ACCESSORIES.items():
+        assert spec.name == name
+        assert set(spec.seg_classes) == expected[spec.category], name
+    assert {s.category for s in acc.ACCESSORIES.values()} == set(acc.CATEGORIES)
+
+
+def test_default_frequencies_follow_the_config():
+    cfg = acc.AccessoryConfig()
+    rng = np.random.default_rng(0)
+    n = 20000
+    counts = dict.fromkeys(acc.CATEGORIES, 0)
+    seen = set()
+    for _ in range(n):
+        params = acc.sample_accessories(rng, cfg)
+        assert acc.compatible(params.names), params.names
+        for item in params.items:
+            counts[acc.ACCESSORIES[item.name].category] += 1
+            seen.add(item.name)
+            assert item.pattern in acc.PATTERNS
+            assert 0.0 <= item.variant <= 1.0
+    assert cfg.probabilities == {"glasses": 0.2, "hat": 0.1, "headphones": 0.02, "mask": 0.02,
+                                 "scarf": 0.02, "earrings": 0.05}
+    for cat, p in cfg.probabilities.items():
+        tol = 4.0 * np.sqrt(p * (1 - p) / n) + 0.002  # clashes drop a few draws
+        assert abs(counts[cat] / n - p) < tol, (cat, counts[cat] / n, p)
+    assert len(seen) >= 30
+
+
+def test_incompatible_sets_never_occur_and_weights_work():
+    cfg = acc.AccessoryConfig(probabilities=dict.fromkeys(acc.CATEGORIES, 1.0),
+                              weights={"hood": 5.0, "headphones_over_ear": 5.0})
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        names = acc.sample_accessories(rng, cfg).names
+        assert acc.compatible(names), names
+        assert not ({"headphones_over_ear", "hood"} <= set(names))
+    assert not acc.compatible(["headphones_over_ear", "beanie"])
+    assert not acc.compatible(["earbuds", "hood"])
+    assert not acc.compatible(["glasses_round", "glasses_aviator"])
+    assert acc.compatible(["glasses_round", "mask_ffp2", "beanie", "earrings_studs", "scarf"])
+    only = acc.AccessoryConfig(probabilities={"hat": 1.0},
+                               weights={n: 0.0 for n, s in acc.ACCESSORIES.items()
+                                        if s.category == "hat" and n != "fedora"})
+    assert {acc.sample_accessories(rng, only).names for _ in range(50)} == {("fedora",)}
+
+
+def test_sampling_is_deterministic_and_json_friendly():
+    import json
+
+    cfg = acc.AccessoryConfig(probabilities=dict.fromkeys(acc.CATEGORIES, 0.5))
+    a = [acc.sample_accessories(np.random.default_rng(s), cfg) for s in range(20)]
+    b = [acc.sample_accessories(np.random.default_rng(s), cfg) for s in range(20)]
+    assert a == b
+    json.dumps([dataclasses.asdict(p) for p in a])
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="probabilities.hat"):
+        acc.AccessoryConfig(probabilities={"hat": 1.5})
+    with pytest.raises(ValueError, match="unknown category 'cape'"):
+        acc.AccessoryConfig(probabilities={"cape": 0.1})
+    with pytest.raises(ValueError, match="unknown accessory 'tiara'"):
+        acc.AccessoryConfig(weights={"tiara": 1.0})
+
+
+# ----------------------------------------------------------------------------------------------
+# Fit
+
+
+@pytest.fixture(scope="module")
+def tables(generator):
+    return acc.AccessoryTables.from_human(generator.human)
+
+
+def _head_verts(generator, params):
+    geo, _, _ = generator.pose_human(params)
+    return geo, labels.transform_points(np.linalg.inv(geo.head_to_world), geo.vertices)
+
+
+@pytest.fixture(scope="module")
+def extreme_heads(generator):
+    """Posed head-frame meshes: extreme identities x extreme expressions, with head turns."""
+    out = []
+    idents = [dict(gender=1.0, age_years=80.0, weight=1.0, muscle=1.0),
+              dict(gender=0.0, age_years=18.0, weight=0.0, muscle=0.0),
+              dict(gender=1.0, age_years=30.0, weight=0.0, muscle=0.5),
+              dict(gender=0.0, age_years=65.0, weight=1.0, muscle=0.2)]
+    for k, (ident, (ename, expr)) in enumerate(zip(idents, EXTREME_EXPRESSIONS.items())):
+        p = generator.params(5, 200 + k)
+        changes = {key: float(np.clip(v * 4.0, -1, 1)) for key, v in p.identity.local_changes.items()}
+        identity = dataclasses.replace(p.identity, local_changes=changes, **ident)
+        pose = PoseParams(head_yaw_deg=(-1) ** k * 40.0, head_pitch_deg=(-1) ** (k // 2) * 30.0,
+                          head_roll_deg=15.0, camera_heading_deg=0.0, camera_pitch_deg=0.0)
+        p = dataclasses.replace(p, identity=identity, pose=pose,
+                                expression=ExpressionParams(expr, 0.0, 0.0))
+        out.append((ename, _head_verts(generator, p)[1]))
+    return out
+
+
+def _components(faces, n_verts):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(2 * len(faces)), (np.r_[faces[:, 0], faces[:, 1]],
+                                                   np.r_[faces[:, 1], faces[:, 2]])), shape=(n_verts, n_verts))
+    return connected_components(graph, directed=False)[1][faces[:, 0]]
+
+
+def _depth_inside(verts, faces, points):
+    """Depth (m) of each point inside the closed solid (0 outside): ray parity, 2 of 3 rays."""
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    tree = BVHTree.FromPolygons(verts.tolist(), faces.tolist(), all_triangles=True)
+    lo, hi = verts.min(0) - 1e-3, verts.max(0) + 1e-3
+    depth = np.zeros(len(points))
+    rays = [Vector(d).normalized() for d in ((0.3, 0.8, 0.52), (-0.7, 0.1, 0.6), (0.2, -0.9, -0.3))]
+    for i in np.where(np.all((points > lo) & (points < hi), axis=1))[0]:
+        p = Vector(points[i])
+        votes = 0
+        for ray in rays:
+            hits, origin = 0, p.copy()
+            for _ in range(64):
+                hit = tree.ray_cast(origin, ray)[0]
+                if hit is None:
+                    break
+                hits += 1
+                origin = hit + ray * 1e-6
+            votes += hits % 2
+        if votes >= 2:
+            depth[i] = tree.find_nearest(p)[3]
+    return depth
+
+
+def test_no_skin_inside_any_accessory_for_extreme_faces(generator, tables, extreme_heads):
+    human = generator.human
+    skin_idx = np.unique(human.faces[np.isin(human.face_classes, SKIN)])
+    worst, times = {}, []
+    for ename, verts in extreme_heads:
+        skin = verts[skin_idx].astype(np.float64)
+        for name in acc.ACCESSORIES:
+            t0 = time.perf_counter()
+            mesh = acc.build_accessories(acc.AccessoryParams((_choice(name, 0.9),)), verts, tables)[0]
+            times.append(time.perf_counter() - t0)
+            v = mesh.vertices.astype(np.float64)
+            assert np.all(v > HEAD_BOX[0]) and np.all(v < HEAD_BOX[1]), (name, ename)
+            assert len(v) < 20000, name
+            assert mesh.face_material.max() < len(mesh.materials)
+            comp = _components(mesh.faces, len(v))
+            deepest = 0.0
+            for c in np.unique(comp):  # each part is closed; parts may overlap
+                deepest = max(deepest, _depth_inside(v, mesh.faces[comp == c], skin).max())
+            worst[(name, ename)] = deepest
+    bad = {k: round(d * 1000, 2) for k, d in worst.items() if d > POKE_TOLERANCE_M}
+    assert not bad, f"skin inside accessories (mm): {bad}"
+    assert np.median(times) < 0.1, f"median build {np.median(times):.3f} s"
+
+
+def test_combinations_clear_each_other(generator, tables, extreme_heads):
+    _, verts = extreme_heads[0]
+    params = acc.AccessoryParams(tuple(_choice(n) for n in
+                                       ("glasses_round", "beanie_pompom", "mask_ffp2", "scarf", "earrings_studs")))
+    assert acc.compatible(params.names)
+    meshes = acc.build_accessories(params, verts, tables)
+    assert [m.name for m in meshes] == ["scarf", "mask_ffp2", "glasses_round", "earrings_studs", "beanie_pompom"]
+    glasses = next(m for m in meshes if m.name == "glasses_round")
+    mask = next(m for m in meshes if m.name == "mask_ffp2")
+    # The glasses rest on the mask, not inside it.
+    assert _depth_inside(mask.vertices.astype(float), mask.faces, glasses.vertices.astype(float)).max() < 0.001
+
+
+def test_hair_cover_leaves_room_under_headwear(generator, tables, extreme_heads):
+    _, verts = extreme_heads[1]
+    human = generator.human
+    scalp = verts[np.unique(human.faces[human.face_classes == SegClass.SKIN])].astype(float)
+    assert acc.hair_cover(acc.AccessoryParams(()), verts, tables) is None
+    assert acc.hair_cover(acc.AccessoryParams((_choice("glasses_round"),)), verts, tables) is None
+    for name in ("beanie", "cap_forward", "fedora", "bike_helmet", "hood"):
+        params = acc.AccessoryParams((_choice(name),))
+        cover = acc.hair_cover(params, verts, tables)
+        assert isinstance(cover, acc.HeadCover) and cover.max_offset_m > 0.003
+        n = np.asarray(cover.plane_normal)
+        covered = scalp[scalp @ n > cover.plane_offset + 0.01]
+        assert len(covered) > 100, name
+        mesh = acc.build_accessories(params, verts, tables)[0]
+        # Hair flattened to max_offset_m stays under the shell.
+        centre = np.array([0.0, 0.02, -0.06])
+        out = (covered - centre) / np.linalg.norm(covered - centre, axis=1, keepdims=True)
+        lifted = covered + cover.max_offset_m * out
+        comp = _components(mesh.faces, len(mesh.vertices))
+        main = np.bincount(comp).argmax()
+        depth = _depth_inside(mesh.vertices.astype(float), mesh.faces[comp == main], lifted)
+        assert (depth > POKE_TOLERANCE_M).mean() < 0.01, name
+
+
+# ----------------------------------------------------------------------------------------------
+# Renders
+
+
+def _render_group(generator, tables, names, index, side=False):
+    from replicantface import scene_accessories
+
+    p = generator.params(21, index)
+    pose = PoseParams(head_yaw_deg=float((-1) ** index * 8.0), head_pitch_deg=-5.0, head_roll_deg=0.0,
+                      camera_heading_deg=60.0 if side else 0.0, camera_pitch_deg=0.0)
+    cam = dataclasses.replace(p.camera, face_fraction=0.8 if side else 0.5, shift_x=0.0, shift_y=0.0,
+                              use_dof=False)
+    p = dataclasses.replace(p, pose=pose, camera=cam)
+    geo, verts = _head_verts(generator, p)
+    rng = np.random.default_rng(index)
+    items = tuple(acc.AccessoryChoice(n, acc._colour(rng, acc.ACCESSORIES[n].palette), (0.2, 0.3, 0.5),
+                                      acc.PATTERNS[index % 3], float(rng.random())) for n in names)
+    params = acc.AccessoryParams(items)
+    meshes = acc.build_accessories(params, verts, tables)
+    scene_accessories.apply_accessories(generator.handles, meshes, geo.head_to_world)
+    t0 = time.perf_counter()
+    sample = generator._render_once(p)
+    return sample, verts, meshes, time.perf_counter() - t0
+
+
+def _groups():
+    """Render groups with one accessory per segmentation class, so pixels name their item."""
+    by_cat = {c: [n for n, s in acc.ACCESSORIES.items() if s.category == c] for c in acc.CATEGORIES}
+    hats, glasses = by_cat["hat"], by_cat["glasses"]
+    masks, scarves = by_cat["mask"], by_cat["scarf"]
+    groups = []
+    for i, hat in enumerate(hats):
+        group = [hat]
+        if i < len(glasses):
+            group.append(glasses[i])
+        extra = [masks[(i // 4) % len(masks)]] if i % 4 == 1 else []
+        extra += [scarves[(i // 6) % len(scarves)]] if i % 6 == 3 else []
+        for n in extra:
+            if acc.compatible(group + [n]):
+                group.append(n)
+        groups.append((group, False))
+    for g in glasses[len(hats):]:
+        groups.append(([g], False))
+    groups.append(([masks[1], scarves[0]], False))
+    groups.append(([masks[2]], False))
+    groups.append(([scarves[1]], False))
+    for name in by_cat["headphones"] + by_cat["earrings"]:
+        groups.append(([name], True))
+    return groups
+
+
+def test_every_accessory_renders_with_its_class(generator, tables):
+    from replicantface import scene_accessories
+
+    min_pixels = {int(SegClass.GLASSES): 20, int(SegClass.HEADWEAR): 40, int(SegClass.FACEWEAR): 150,
+                  int(SegClass.CLOTHING): 150}
+    side_min = {"earrings_studs": 4, "earrings_hoops": 6, "earrings_drops": 4, "earbuds": 15,
+                "glasses_rimless": 6, "hairband": 15}
+    rendered, times = set(), []
+    try:
+        for index, (names, side) in enumerate(_groups()):
+            assert acc.compatible(names), names
+            s, verts, meshes, dt = _render_group(generator, tables, names, index, side)
+            times.append(dt)
+            res = s.mask.shape[0]
+            lab = s.labels
+            for name in names:
+                cls = acc.ACCESSORIES[name].seg_classes[0]
+                count = int((s.mask == cls).sum())
+                assert count >= side_min.get(name, min_pixels[cls]), (name, count, names)
+                rendered.add(name)
+            # Accessory pixels stay near the projected head: inside the head box's image.
+            corners = np.array(np.meshgrid(*zip(*HEAD_BOX), indexing="ij")).reshape(3, -1).T
+            px, _ = labels.project_points(corners, lab["modelview"], lab["projection"], (res, res))
+            ys, xs = np.nonzero(np.isin(s.mask, [16, 17, 18]))
+            if len(xs):
+                assert xs.min() >= px[:, 0].min() - 1 and xs.max() <= px[:, 0].max() + 1
+                assert ys.min() >= px[:, 1].min() - 1 and ys.max() <= px[:, 1].max() + 1
+            glasses = [n for n in names if acc.ACCESSORIES[n].category == "glasses"]
+            if glasses:
+                _check_lenses(generator, s, verts, glasses[0], res)
+    finally:
+        scene_accessories.apply_accessories(generator.handles, [], np.eye(4))
+    assert rendered == set(acc.ACCESSORIES)
+    print(f"\naccessory render groups: {len(times)}, mean {np.mean(times):.2f} s at {s.mask.shape[0]} px")
+
+
+def _check_lenses(generator, s, verts, name, res):
+    """Clear lenses keep the eye's class at the pupil; dark lenses write GLASSES there."""
+    lab = s.labels
+    pupils = []
+    for part in ("eye_front.R", "eye_front.L"):
+        idx = np.unique(generator.human.faces[generator.human.part_of_face == part])
+        pupils.append(verts[idx][np.argmax(verts[idx][:, 2])])
+    px, _ = labels.project_points(np.array(pupils), lab["modelview"], lab["projection"], (res, res))
+    spec = acc.ACCESSORIES[name]
+    dark = spec.options.get("dark") or spec.builder == "sport_glasses"
+    half_moon = spec.options.get("shape") == "half_moon"
+    for (x, y), eye_class in zip(px, (SegClass.RIGHT_EYE, SegClass.LEFT_EYE)):
+        patch = s.mask[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2]
+        if dark:
+            assert (patch == SegClass.GLASSES).mean() > 0.5, (name, patch)
+        elif not half_moon:
+            assert not (patch == SegClass.GLASSES).any(), (name, patch)
+            assert (patch == eye_class).any(), (name, patch)
+
+
+def test_unused_accessories_are_hidden(generator, tables):
+    from replicantface import scene_accessories
+
+    p = generator.params(3, 0)
+    geo, verts = _head_verts(generator, p)
+    meshes = acc.build_accessories(acc.AccessoryParams((_choice("beanie"), _choice("glasses_round"))), verts, tables)
+    scene_accessories.apply_accessories(generator.handles, meshes, geo.head_to_world)
+    objs = generator.handles.extras["accessories"]["objects"]
+    assert not objs["beanie"].hide_render and not objs["glasses_round"].hide_render
+    for obj in objs.values():
+        for mat in obj.data.materials:
+            assert mat.pass_index in (15, 16, 17, 18)
+    scene_accessories.apply_accessories(generator.handles, [], geo.head_to_world)
+    assert all(obj.hide_render for obj in objs.values())
