@@ -1,0 +1,175 @@
+"""Hair, beards, brows and lashes: sampling statistics, geometry, and rendered masks."""
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from replicantface import hair, labels
+from replicantface.classes import SegClass
+from replicantface.expression import ExpressionParams
+from replicantface.pose import PoseParams
+
+
+def _draws(n, age, gender, cfg=None, seed=0):
+    cfg = cfg or hair.HairConfig()
+    rng = np.random.default_rng(seed)
+    return [hair.sample_hair(rng, cfg, age, gender) for _ in range(n)]
+
+
+def test_sampling_is_deterministic_and_serialisable():
+    a = hair.sample_hair(np.random.default_rng(5), hair.HairConfig(), 44.0, 0.7)
+    b = hair.sample_hair(np.random.default_rng(5), hair.HairConfig(), 44.0, 0.7)
+    assert a == b
+    json.dumps(dataclasses.asdict(a))
+    draws = _draws(3000, 40.0, 0.5)
+    assert {d.style for d in draws} == set(hair.HAIRSTYLES)
+    assert {d.brow_shape for d in draws} == set(hair.BROW_SHAPES)
+    assert len(hair.HAIRSTYLES) >= 10 and len(hair.BEARDS) >= 5
+
+
+def test_grey_rises_with_age_and_brows_grey_later():
+    stats = {}
+    for age in (22.0, 45.0, 70.0):
+        draws = _draws(3000, age, 0.5)
+        stats[age] = (np.mean([d.grey for d in draws]), np.mean([d.grey > 0 for d in draws]),
+                      np.mean([d.brow_grey for d in draws]))
+    assert stats[22.0][1] == 0.0
+    assert stats[22.0][0] < stats[45.0][0] < stats[70.0][0]
+    assert stats[45.0][1] < stats[70.0][1] and stats[70.0][1] > 0.6
+    assert stats[70.0][2] < 0.5 * stats[70.0][0]
+
+
+def test_beards_follow_gender_and_config():
+    assert all(d.beard == "none" for d in _draws(1000, 40.0, 0.0))
+    men = _draws(4000, 40.0, 1.0)
+    share = np.mean([d.beard != "none" for d in men])
+    assert abs(share - hair.HairConfig().beard_prob_male) < 0.03
+    assert {d.beard for d in men} == set(hair.BEARDS)
+    never = _draws(500, 40.0, 1.0, hair.HairConfig(beard_prob_male=0.0))
+    assert all(d.beard == "none" for d in never)
+    only_buzz = hair.HairConfig(style_weights=tuple(float(s == "buzz") for s in hair.HAIRSTYLES))
+    assert {d.style for d in _draws(200, 30.0, 0.2, only_buzz)} == {"buzz"}
+    with pytest.raises(ValueError, match="style_weights"):
+        hair.HairConfig(style_weights=(1.0, 2.0))
+
+
+@pytest.fixture(scope="module")
+def tables(generator):
+    return hair.HairTables.from_human(generator.human)
+
+
+def _params(style="short", beard="none", seed=3, **changes):
+    p = hair.sample_hair(np.random.default_rng(seed), hair.HairConfig(), 45.0, 1.0)
+    length = {"none": 0.0, "stubble": 0.002, "moustache": 0.012, "goatee": 0.015, "chin_strap": 0.006,
+              "full": 0.025}[beard]
+    return dataclasses.replace(p, style=style, beard=beard, beard_length_m=length, **changes)
+
+
+def _head_verts(generator, params):
+    geo, _, _ = generator.pose_human(params)
+    return geo, labels.transform_points(np.linalg.inv(geo.head_to_world), geo.vertices)
+
+
+def test_strands_are_deterministic_fast_and_outside_the_skin(generator, tables):
+    geo, verts = _head_verts(generator, generator.params(2, 0))
+    tri = verts[tables.collision_faces]
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet((1, 1, 1), size=(len(tri), 20))
+    surface = np.einsum("fsk,fkd->fsd", w, tri).reshape(-1, 3)
+    normal = np.repeat(hair._unit(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])), 20, axis=0)
+    tree = cKDTree(surface)
+    worst = 0.0
+    for style in hair.HAIRSTYLES[1:]:
+        p = _params(style, "full")
+        t0 = time.perf_counter()
+        out = hair.hair_strands(p, verts, tables)
+        worst = max(worst, time.perf_counter() - t0)
+        again = hair.hair_strands(p, verts, tables)
+        np.testing.assert_array_equal(out["hair"].points, again["hair"].points)
+        for key in ("hair", "beard", "brow_r", "brow_l", "lash_r", "lash_l"):
+            s = out[key]
+            assert s.points.ndim == 3 and s.points.dtype == np.float32 and np.isfinite(s.points).all()
+            assert s.radius_m.shape[-1] == s.points.shape[1]
+        pts = out["hair"].points[:, 1:].reshape(-1, 3)
+        d, i = tree.query(pts, distance_upper_bound=0.02)
+        i = np.minimum(i, len(surface) - 1)
+        signed = np.einsum("nd,nd->n", pts - surface[i], normal[i])
+        assert np.mean((signed < -0.003) & (d < 0.02)) < 0.005, style  # deeper than 3 mm inside
+        assert np.abs(pts).max() < 0.7
+    assert worst < 1.0  # ~0.1-0.3 s on a shared 2-core CPU
+
+
+def test_covered_hair_stays_under_the_headwear(generator, tables):
+    _, verts = _head_verts(generator, generator.params(2, 1))
+    cover = hair.HeadCover(plane_normal=(0.0, 0.94, 0.34), plane_offset=0.035, max_offset_m=0.006)
+    scalp = verts[tables.scalp_verts]
+    # Dense area-uniform points on the skin: distances to them bound distances to the skin.
+    faces = tables.collision_faces
+    f, b = hair._area_points(np.random.default_rng(0), verts, faces, np.arange(len(faces)), 400_000)
+    tree = cKDTree(np.einsum("nk,nkd->nd", b, verts[faces[f]]))
+    n = np.array(cover.plane_normal)
+    for style in ("long_straight", "curly", "bun", "afro", "ponytail", "short"):
+        pts = hair.hair_strands(_params(style), verts, tables, cover)["hair"].points.reshape(-1, 3)
+        under = pts @ n > cover.plane_offset
+        assert under.sum() > 1000, style
+        dist = tree.query(pts[under], distance_upper_bound=0.05)[0]
+        assert dist.max() < cover.max_offset_m + 0.0015, (style, dist.max())
+        # Long hair keeps falling below the rim.
+        if style == "long_straight":
+            assert pts[:, 1].min() < scalp[:, 1].min() - 0.1
+
+
+def test_brows_and_lashes_follow_the_expression(generator, tables):
+    base = generator.params(2, 2)
+    p = _params("bald")
+    roots = {}
+    for name, weights in (("neutral", {}), ("brow", {"browInnerUp": 1.0, "browOuterUpLeft": 1.0,
+                                                     "browOuterUpRight": 1.0}),
+                          ("blink", {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})):
+        sp = dataclasses.replace(base, expression=ExpressionParams(weights, 0.0, 0.0))
+        _, verts = _head_verts(generator, sp)
+        out = hair.hair_strands(p, verts, tables)
+        roots[name] = {k: out[k].points[:, 0] for k in ("brow_r", "brow_l", "lash_r", "lash_l")}
+    for k in ("brow_r", "brow_l"):
+        rise = roots["brow"][k][:, 1] - roots["neutral"][k][:, 1]
+        assert rise.mean() > 0.002, (k, rise.mean())
+    for k in ("lash_r", "lash_l"):
+        upper = slice(0, 60)  # the upper-lid lashes come first
+        drop = roots["neutral"][k][upper, 1] - roots["blink"][k][upper, 1]
+        assert drop.mean() > 0.003, (k, drop.mean())
+
+
+def _frontal(generator, index):
+    params = generator.params(31, index)
+    cam = dataclasses.replace(params.camera, shift_x=0.0, shift_y=0.0, use_dof=False)
+    pose = PoseParams(0.0, 0.0, 0.0, 25.0 if index % 2 else -25.0, 0.0)
+    return dataclasses.replace(params, pose=pose, camera=cam)
+
+
+def test_every_style_and_beard_renders_its_class(generator, tables):
+    from replicantface import scene_hair
+
+    beards = hair.BEARDS[1:]
+    try:
+        for k, style in enumerate(hair.HAIRSTYLES):
+            params = _frontal(generator, k)
+            beard = beards[k % len(beards)] if k < 2 * len(beards) else "none"
+            p = _params(style, beard, seed=k)
+            geo, verts = _head_verts(generator, params)
+            scene_hair.apply_hair(generator.handles, hair.hair_strands(p, verts, tables), p, geo.head_to_world)
+            mask = generator._render_once(params).mask
+            hair_px = int((mask == SegClass.HAIR).sum())
+            if style == "bald":
+                assert hair_px == 0
+            else:
+                assert hair_px > 150, (style, hair_px)
+            beard_px = int((mask == SegClass.BEARD).sum())
+            need = {"none": -1, "stubble": 5, "moustache": 25}.get(beard, 60)
+            assert beard_px > need, (beard, beard_px)
+            assert (mask == SegClass.RIGHT_BROW).sum() > 10 and (mask == SegClass.LEFT_BROW).sum() > 10
+    finally:
+        scene_hair.hide_hair(generator.handles)
