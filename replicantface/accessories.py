@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from replicantface.classes import SegClass
+from replicantface.hair import HeadCover
 
 CATEGORIES = ("glasses", "hat", "headphones", "mask", "scarf", "earrings")
 DEFAULT_PROBABILITIES = {"glasses": 0.2, "hat": 0.1, "headphones": 0.02, "mask": 0.02, "scarf": 0.02,
@@ -174,6 +175,11 @@ class AccessoryConfig:
     weights: dict = field(default_factory=dict)
     pattern_prob: float = 0.3
 
+    @staticmethod
+    def allowed_names(key: str) -> tuple:
+        """Names a config table may use: categories for probabilities, accessories for weights."""
+        return CATEGORIES if key == "probabilities" else tuple(ACCESSORIES)
+
     def __post_init__(self) -> None:
         for key, value in self.probabilities.items():
             if key not in CATEGORIES:
@@ -211,16 +217,6 @@ class AccessoryParams:
     @property
     def names(self) -> tuple:
         return tuple(item.name for item in self.items)
-
-
-@dataclass(frozen=True)
-class HeadCover:
-    """Headwear over the scalp, head frame: scalp points p with dot(plane_normal, p) > plane_offset
-    are under it, and hair there must stay within max_offset_m of the scalp."""
-
-    plane_normal: tuple
-    plane_offset: float
-    max_offset_m: float
 
 
 def compatible(names) -> bool:

@@ -42,6 +42,13 @@ FACE_SKIN_CLASSES = (
     SegClass.MOUTH_INTERIOR,
 )
 
+# The face box: the face skin plus what is worn on it or grows from it (a mask, glasses, a beard),
+# so the box keeps the face's extent whatever covers it. Headwear and scalp hair are not in it.
+FACE_BOX_CLASSES = FACE_SKIN_CLASSES + (SegClass.BEARD, SegClass.GLASSES, SegClass.FACEWEAR)
+
+# What is worn on or grows from the head and may hide it (landmarks can be under these).
+WORN_CLASSES = (SegClass.HAIR, SegClass.BEARD, SegClass.GLASSES, SegClass.HEADWEAR, SegClass.FACEWEAR)
+
 # Everything that is the human's head (for landmark checks): face plus ears.
 HEAD_CLASSES = FACE_SKIN_CLASSES + (SegClass.RIGHT_EAR, SegClass.LEFT_EAR)
 

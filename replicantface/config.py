@@ -7,9 +7,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replicantface.accessories import AccessoryConfig
 from replicantface.appearance import AppearanceConfig
 from replicantface.camera import CameraConfig, PostConfig
 from replicantface.expression import ExpressionConfig
+from replicantface.hair import HairConfig
 from replicantface.identity import IdentityConfig
 from replicantface.lighting import LightingConfig
 from replicantface.pose import DISTRIBUTIONS, PoseComponent, PoseConfig
@@ -59,6 +61,8 @@ class GeneratorConfig:
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
     post: PostConfig = field(default_factory=PostConfig)
+    hair: HairConfig = field(default_factory=HairConfig)
+    accessories: AccessoryConfig = field(default_factory=AccessoryConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -87,6 +91,9 @@ _RANGES = {
     "background_strength_min": (0.0, 20.0), "background_strength_max": (0.0, 20.0),
     "noise_prob": (0.0, 1.0), "noise_std_max": (0.0, 0.2),
     "jpeg_quality_min": (1, 100), "jpeg_quality_max": (1, 100),
+    "beard_prob_male": (0.0, 1.0), "bald_age_gain": (0.0, 10.0), "grey_age_start": (0.0, 120.0),
+    "grey_age_full": (0.0, 120.0), "brow_grey_delay_years": (0.0, 60.0), "density_min": (0.1, 3.0),
+    "density_max": (0.1, 3.0), "pattern_prob": (0.0, 1.0),
 }
 # Tables of numbers (name -> value): the range of every value. Allowed names come from the
 # section's ``allowed_names(key)`` when it has one, else from the default table.
@@ -163,7 +170,10 @@ def _build_section(cls, values: dict, where: str):
             if not lo <= value <= hi:
                 raise ConfigError(f"{where}: {key} = {value} is out of range [{lo}, {hi}]")
         clean[key] = value
-    return cls(**clean)
+    try:
+        return cls(**clean)
+    except ValueError as exc:  # a section's own cross-field checks
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _build_mapping(cls, key: str, value, default: dict, where: str) -> dict:

@@ -16,6 +16,13 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from replicantface import labels
+from replicantface.accessories import (
+    AccessoryParams,
+    AccessoryTables,
+    build_accessories,
+    hair_cover,
+    sample_accessories,
+)
 from replicantface.appearance import AppearanceParams, sample_appearance
 from replicantface.camera import (
     CameraParams,
@@ -25,16 +32,19 @@ from replicantface.camera import (
     sample_camera,
     sample_post,
 )
-from replicantface.classes import FACE_SKIN_CLASSES
+from replicantface.classes import FACE_BOX_CLASSES, FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
+from replicantface.hair import HairParams, HairTables, hair_strands, sample_hair
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import LightingParams, face_luminance, find_hdris, sample_lighting
 from replicantface.pose import PoseParams, head_rotation_body, sample_pose
 from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
 
 # Each randomizer gets its own child stream of SeedSequence([seed, index]), in this order.
-_STREAMS = ("identity", "expression", "pose", "camera", "appearance", "lighting", "post")
+# New randomizers are appended, so the streams of the earlier ones (and their draws) stay put.
+_STREAMS = ("identity", "expression", "pose", "camera", "appearance", "lighting", "post", "hair",
+            "accessories")
 # What variation mode redraws per variation; everything else is fixed per face.
 _VARIED = ("expression", "lighting", "post")
 # Streams for redrawing the lighting of a sample that rendered too dark.
@@ -53,6 +63,8 @@ class SampleParams:
     appearance: AppearanceParams
     lighting: LightingParams
     post: PostParams
+    hair: HairParams
+    accessories: AccessoryParams
     variation: int | None = None
     lighting_attempt: int = 0
 
@@ -75,6 +87,11 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
         for name in _VARIED:
             rng[name] = np.random.default_rng(varied[_STREAMS.index(name)])
     identity = sample_identity(rng["identity"], cfg.identity, change_labels)
+    appearance = sample_appearance(rng["appearance"], cfg.appearance, identity.age_years,
+                                   identity.gender)
+    accessories = sample_accessories(rng["accessories"], cfg.accessories)
+    hair = sample_hair(rng["hair"], cfg.hair, identity.age_years, identity.gender,
+                       appearance.fitzpatrick)
     expression = sample_expression(rng["expression"], cfg.expression)
     if variation == 0:
         expression = ExpressionParams({}, 0.0, 0.0)
@@ -85,11 +102,23 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
         expression=expression,
         pose=sample_pose(rng["pose"], cfg.pose),
         camera=sample_camera(rng["camera"], cfg.camera),
-        appearance=sample_appearance(rng["appearance"], cfg.appearance, identity.age_years),
+        appearance=appearance,
         lighting=sample_lighting(rng["lighting"], cfg.lighting, hdri_names),
         post=sample_post(rng["post"], cfg.post),
+        hair=compatible_hair(hair, accessories),
+        accessories=accessories,
         variation=variation,
     )
+
+
+def compatible_hair(hair: HairParams, accessories: AccessoryParams) -> HairParams:
+    """The hair with what cannot go with the accessories taken off: no beard under a face mask."""
+    from replicantface.accessories import ACCESSORIES
+
+    masked = any(ACCESSORIES[n].category == "mask" for n in accessories.names)
+    if masked and hair.beard not in ("none", "stubble"):
+        return dataclasses.replace(hair, beard="stubble")
+    return hair
 
 
 def relight(params: SampleParams, attempt: int, cfg: GeneratorConfig, hdri_names: list[str]) -> SampleParams:
@@ -125,6 +154,8 @@ class Generator:
         self.resolution = int(resolution or self.quality.resolution)
         self.human = HumanModel()
         self.change_labels = face_change_labels(self.human.local_change_labels)
+        self.hair_tables = HairTables.from_human(self.human)
+        self.accessory_tables = AccessoryTables.from_human(self.human)
         self.hdris = find_hdris(hdri_dirs)
         self._scene = scene_layer
         self.use_gpu = use_gpu
@@ -171,6 +202,7 @@ class Generator:
         s = self._scene
         s.apply_human(self.handles, geo.vertices, teeth_v, teeth_f)
         s.apply_appearance(self.handles, params.appearance)
+        worn = self._apply_worn(params, geo)
         s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
         s.apply_lighting(self.handles, params.lighting, self._hdri_path(params.lighting.hdri),
                          cam_to_world, target)
@@ -179,13 +211,33 @@ class Generator:
         t2 = time.perf_counter()
         projection = s.camera_projection(self.handles)
         label_arrays = compute_labels(self.human, geo, cam_to_world, projection, self.resolution,
-                                      result.seg, params)
+                                      result.seg, params, occluders=worn)
         label_arrays["face_luminance"] = np.float64(
             face_luminance(result.rgb, result.seg, tuple(int(c) for c in FACE_SKIN_CLASSES)))
         rgb = apply_sensor_noise(result.rgb, params.post)
         t3 = time.perf_counter()
         timings = {"scene_s": t1 - t0, "render_s": t2 - t1, "labels_s": t3 - t2}
         return Sample(rgb, result.seg, label_arrays, params, timings)
+
+    def _apply_worn(self, params: SampleParams, geo) -> list:
+        """Fit and place the sample's accessories and hair; returns the opaque accessory meshes
+        in world coordinates (vertices, faces) for landmark visibility."""
+        from replicantface import scene_accessories, scene_hair
+
+        to_head = np.linalg.inv(geo.head_to_world)
+        verts_head = labels.transform_points(to_head, geo.vertices)
+        meshes = build_accessories(params.accessories, verts_head, self.accessory_tables)
+        cover = hair_cover(params.accessories, verts_head, self.accessory_tables)
+        strands = hair_strands(params.hair, verts_head, self.hair_tables, cover)
+        scene_accessories.apply_accessories(self.handles, meshes, geo.head_to_world)
+        scene_hair.apply_hair(self.handles, strands, params.hair, geo.head_to_world)
+        occluders = []
+        for m in meshes:
+            see_through = [i for i, (kind, _, _) in enumerate(m.materials) if kind == "lens_clear"]
+            faces = m.faces[~np.isin(m.face_material, see_through)]
+            if len(faces):
+                occluders.append((labels.transform_points(geo.head_to_world, m.vertices), faces))
+        return occluders
 
     def _hdri_path(self, name: str) -> Path:
         if name not in self.hdris:
@@ -219,8 +271,11 @@ class Generator:
 
 
 def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray, resolution: int,
-                   mask: np.ndarray, params: SampleParams) -> dict:
-    """Label arrays of one sample (frames in labels.py and docs/labels.md)."""
+                   mask: np.ndarray, params: SampleParams, occluders: list = ()) -> dict:
+    """Label arrays of one sample (frames in labels.py and docs/labels.md).
+
+    occluders: (vertices (N, 3) world, faces (M, 3)) of worn things that can hide a landmark.
+    """
     world_to_cam = np.linalg.inv(cam_to_world)
     modelview = world_to_cam @ geo.head_to_world
     world_to_head = np.linalg.inv(geo.head_to_world)
@@ -228,7 +283,7 @@ def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray,
     lm_world = geo.vertices[human.landmark_indices].astype(np.float64)
     lm_head = labels.transform_points(world_to_head, lm_world)
     lm_2d, lm_depth = labels.project_points(lm_head, modelview, projection, res)
-    visible = landmark_visibility(geo.vertices, human.faces, cam_to_world[:3, 3], lm_world)
+    visible = landmark_visibility(geo.vertices, human.faces, cam_to_world[:3, 3], lm_world, occluders)
     dense = labels.transform_points(world_to_head, geo.vertices[human.head_vertex_indices])
     gaze_cam = geo.gaze_world @ world_to_cam[:3, :3].T
     return {
@@ -242,7 +297,7 @@ def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray,
         "landmarks_depth": lm_depth,
         "landmarks_visible": visible,
         "pose_aflw": labels.pose_aflw_from_rotation(modelview[:3, :3]),
-        "bbox_face": labels.bbox_from_mask(mask, tuple(int(c) for c in FACE_SKIN_CLASSES)),
+        "bbox_face": labels.bbox_from_mask(mask, tuple(int(c) for c in FACE_BOX_CLASSES)),
         "gaze": gaze_cam / np.linalg.norm(gaze_cam, axis=1, keepdims=True),
         "expression": params.expression.vector(),
         "seed": np.int64(params.seed),
@@ -255,11 +310,22 @@ def compute_labels(human, geo, cam_to_world: np.ndarray, projection: np.ndarray,
 
 
 def landmark_visibility(vertices: np.ndarray, faces: np.ndarray, eye: np.ndarray,
-                        points: np.ndarray) -> np.ndarray:
-    """(N,) bool: the mesh does not hide the point from the camera centre ``eye`` (world)."""
+                        points: np.ndarray, occluders: list = ()) -> np.ndarray:
+    """(N,) bool: neither the mesh nor an occluder hides the point from the camera centre ``eye``.
+
+    vertices (V, 3), eye (3,), points (N, 3): world; occluders: (vertices, faces) pairs, world.
+    Hair strands do not count as occluders.
+    """
     from mathutils import Vector
     from mathutils.bvhtree import BVHTree
 
+    if occluders:
+        parts_v, parts_f, offset = [vertices], [faces], len(vertices)
+        for v, f in occluders:
+            parts_v.append(np.asarray(v))
+            parts_f.append(np.asarray(f) + offset)
+            offset += len(v)
+        vertices, faces = np.vstack(parts_v), np.vstack(parts_f)
     tree = BVHTree.FromPolygons(vertices.tolist(), faces.tolist(), all_triangles=True)
     out = np.zeros(len(points), dtype=bool)
     origin = Vector(eye)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from replicantface.classes import HEAD_CLASSES, SegClass, class_table
+from replicantface.classes import HEAD_CLASSES, WORN_CLASSES, class_table
 
 N_LANDMARKS = 68
 N_EXPRESSION = 52
@@ -47,9 +47,7 @@ SCHEMA = {
 FINITE = ("modelview", "projection", "vertices", "landmarks_3d", "landmarks_2d", "pose_aflw",
           "gaze", "expression")
 # A visible landmark may land on the head or on something worn over it.
-LANDMARK_CLASSES = tuple(int(c) for c in HEAD_CLASSES) + tuple(
-    int(c) for c in (SegClass.HAIR, SegClass.BEARD, SegClass.GLASSES, SegClass.HEADWEAR,
-                     SegClass.FACEWEAR))
+LANDMARK_CLASSES = tuple(int(c) for c in HEAD_CLASSES + WORN_CLASSES)
 NAME = re.compile(r"^face_(\d{6,})(?:_(\d{2}))?$")
 SUFFIXES = (".jpg", "_mask.png", ".npz")
 
