@@ -264,6 +264,43 @@ def sample_accessories(rng: np.random.Generator, cfg: AccessoryConfig) -> Access
     return AccessoryParams(tuple(items))
 
 
+NONE = AccessoryParams()
+
+
+def choice_for(name: str, rng: np.random.Generator, pattern_prob: float = 0.3) -> AccessoryChoice:
+    """``name`` with colours, pattern and variant drawn from ``rng`` (for a chosen accessory)."""
+    if name not in ACCESSORIES:
+        raise ValueError(f"unknown accessory {name!r}; known: {', '.join(ACCESSORIES)}")
+    spec = ACCESSORIES[name]
+    colour = _colour(rng, spec.palette)
+    secondary = _colour(rng, "fabric" if spec.palette in ("felt", "straw", "safety", "bright")
+                        else spec.palette)
+    pattern = "plain"
+    if spec.palette in _PATTERNED and rng.random() < pattern_prob:
+        pattern = PATTERNS[1 + int(rng.integers(len(PATTERNS) - 1))]
+    return AccessoryChoice(name, colour, secondary, pattern, float(rng.random()))
+
+
+def wear(params: AccessoryParams, item: AccessoryChoice) -> AccessoryParams:
+    """``params`` with ``item`` in its category's place; what cannot go with it comes off."""
+    cat = ACCESSORIES[item.name].category
+    kept = [i for i in params.items if ACCESSORIES[i.name].category != cat
+            and compatible([i.name, item.name])]
+    kept.append(item)
+    kept.sort(key=lambda i: CATEGORIES.index(ACCESSORIES[i.name].category))
+    return AccessoryParams(tuple(kept))
+
+
+def take_off(params: AccessoryParams, category: str) -> AccessoryParams:
+    """``params`` without its accessory of ``category``."""
+    return AccessoryParams(tuple(i for i in params.items if ACCESSORIES[i.name].category != category))
+
+
+def by_category() -> dict[str, list[str]]:
+    """Category -> accessory names, in CATEGORIES order."""
+    return {cat: [n for n, s in ACCESSORIES.items() if s.category == cat] for cat in CATEGORIES}
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables
 

@@ -55,7 +55,7 @@ def gallery_items(gen, category: str, seed: int, count: int = 64) -> list[tuple[
         for k, name in enumerate(accessories.ACCESSORIES):
             p = _showcase_pose(gen.params(seed, k), k)
             rng = np.random.default_rng(np.random.SeedSequence([seed, k, 0xACC]))
-            p = replace(p, accessories=accessories.single(name, rng))
+            p = replace(p, accessories=accessories.wear(accessories.NONE, accessories.choice_for(name, rng)))
             items.append((p, name))
     else:
         ages = np.linspace(20.0, 75.0, max(1, count // 6))

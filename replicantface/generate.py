@@ -35,7 +35,7 @@ from replicantface.camera import (
 from replicantface.classes import FACE_BOX_CLASSES, FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
-from replicantface.hair import HairParams, HairTables, hair_strands, sample_hair
+from replicantface.hair import HairParams, HairTables, hair_strands, melanin_rgb, sample_hair
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import LightingParams, face_luminance, find_hdris, sample_lighting
 from replicantface.pose import PoseParams, head_rotation_body, sample_pose
@@ -92,6 +92,8 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
     accessories = sample_accessories(rng["accessories"], cfg.accessories)
     hair = sample_hair(rng["hair"], cfg.hair, identity.age_years, identity.gender,
                        appearance.fitzpatrick)
+    # The brow skin's tint matches the brow hairs.
+    appearance = dataclasses.replace(appearance, brow_rgb=melanin_rgb(hair.brow_melanin, hair.redness))
     expression = sample_expression(rng["expression"], cfg.expression)
     if variation == 0:
         expression = ExpressionParams({}, 0.0, 0.0)

@@ -158,6 +158,16 @@ class CapMesh:
     coverage: np.ndarray
 
 
+def melanin_rgb(melanin: float, redness: float) -> tuple:
+    """Approximate linear-RGB colour of a hair fibre of this melanin and redness (the inverse of
+    the Principled Hair BSDF's direct-colouring map at roughness 0.3)."""
+    eumelanin = np.array([0.506, 0.841, 1.653])
+    pheomelanin = np.array([0.343, 0.733, 1.924])
+    qty = -np.log(max(1.0 - melanin, 1e-4))
+    sigma = qty * ((1.0 - redness) * eumelanin + redness * pheomelanin)
+    return tuple(float(c) for c in np.exp(-np.sqrt(sigma) * 5.89))
+
+
 # ----------------------------------------------------------------------------------------------
 # Sampling
 

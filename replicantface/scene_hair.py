@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from replicantface.hair import CapMesh, HairParams, Strands, class_of
+from replicantface.hair import CapMesh, HairParams, Strands, class_of, melanin_rgb
 
 CURVE_KINDS = ("hair", "beard", "brow_r", "brow_l", "lash_r", "lash_l")
 CAP_KINDS = ("hair_cap", "beard_cap")
@@ -157,16 +157,6 @@ def _objects(handles) -> HairObjects:
     if found is None:
         found = handles.extras["hair"] = _build(handles)
     return found
-
-
-def melanin_rgb(melanin: float, redness: float) -> tuple:
-    """Approximate linear-RGB colour of a hair fibre of this melanin and redness (the inverse of
-    the Principled Hair BSDF's direct-colouring map at roughness 0.3)."""
-    eumelanin = np.array([0.506, 0.841, 1.653])
-    pheomelanin = np.array([0.343, 0.733, 1.924])
-    qty = -np.log(max(1.0 - melanin, 1e-4))
-    sigma = qty * ((1.0 - redness) * eumelanin + redness * pheomelanin)
-    return tuple(float(c) for c in np.exp(-np.sqrt(sigma) * 5.89))
 
 
 def _write_curves(obj, strands: Strands, material) -> None:

@@ -36,8 +36,8 @@ import numpy as np
 from PIL import Image
 
 from replicantface import dataset, labels
-from replicantface.appearance import HAIR_COLOURS, IRIS_COLOURS, skin_albedo
-from replicantface.classes import FACE_SKIN_CLASSES, HEAD_CLASSES, SegClass
+from replicantface.appearance import IRIS_COLOURS, skin_albedo
+from replicantface.classes import FACE_BOX_CLASSES, HEAD_CLASSES, SegClass
 from replicantface.config import QUALITY, GeneratorConfig, load_preset
 from replicantface.expression import FACIAL_ACTIONS, PRESETS
 from replicantface.lighting import EXTRA_LIGHT_KINDS, ExtraLight
@@ -59,36 +59,21 @@ DEFAULT_EXTRA_LIGHT = ExtraLight(kind="AREA", azimuth_deg=45.0, elevation_deg=30
 
 
 # ----------------------------------------------------------------------------------------------
-# Registries of optional assets. Hair styles and accessories are added by their own modules;
-# until those exist the workbench shows the selectors with their only option.
+# Registries of hair styles and accessories (from their modules).
 
 
 def hair_styles() -> list[str]:
-    """Hair styles the scene can show, "bald" first.
+    """Hair styles the scene can show, "bald" first."""
+    from replicantface import hair
 
-    From ``replicantface.hair.available_hair_styles()`` when that module exists. A style is set
-    on ``AppearanceParams.hair_style`` (the field must exist for the selector to be enabled).
-    """
-    try:
-        from replicantface import hair  # type: ignore[attr-defined]
-    except ImportError:
-        return ["bald"]
-    styles = [s for s in hair.available_hair_styles() if s != "bald"]
-    return ["bald", *styles]
+    return ["bald", *[s for s in hair.HAIRSTYLES if s != "bald"]]
 
 
 def accessory_slots() -> dict[str, list[str]]:
-    """Accessory slot -> options ("none" first), e.g. {"glasses": ["none", "round", ...]}.
+    """Accessory slot (category) -> options, "none" first, e.g. {"glasses": ["none", ...]}."""
+    from replicantface import accessories
 
-    From ``replicantface.accessories.available_accessories()`` when that module exists; empty
-    until then. A choice is set in the dict field ``AppearanceParams.accessories`` (slot -> name).
-    """
-    try:
-        from replicantface import accessories  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    return {slot: ["none", *[o for o in opts if o != "none"]]
-            for slot, opts in accessories.available_accessories().items()}
+    return {slot: ["none", *names] for slot, names in accessories.by_category().items()}
 
 
 def _has_field(obj, name: str) -> bool:
@@ -212,41 +197,41 @@ def _put_iris(p, v, wb):
 
 
 def _get_hair_colour(p):
-    rgb = tuple(p.appearance.brow_rgb)
-    return next((name for name, c in HAIR_COLOURS.items() if tuple(c) == rgb), min(HAIR_COLOURS))
+    return p.hair.colour
 
 
 def _put_hair_colour(p, v, wb):
-    changes = {"brow_rgb": HAIR_COLOURS[v]}
-    if _has_field(p.appearance, "hair_rgb"):
-        changes["hair_rgb"] = HAIR_COLOURS[v]
-    return replace(p, appearance=replace(p.appearance, **changes))
+    """Hair, beard and brows take the middle of the colour's melanin and redness ranges."""
+    from replicantface.hair import HAIR_COLOURS as COLOURS
+    from replicantface.hair import melanin_rgb
+
+    melanin, redness = (float(np.mean(r)) for r in COLOURS[v])
+    hair = replace(p.hair, colour=v, melanin=melanin, redness=redness, beard_melanin=melanin,
+                   brow_melanin=melanin)
+    return replace(p, hair=hair, appearance=replace(p.appearance,
+                                                    brow_rgb=melanin_rgb(melanin, redness)))
 
 
-def _get_hair_style(p):
-    return getattr(p.appearance, "hair_style", "bald") or "bald"
+def _hair_field(field: str):
+    def put(p, v, wb):
+        return replace(p, hair=replace(p.hair, **{field: v}))
 
-
-def _put_hair_style(p, v, wb):
-    if not _has_field(p.appearance, "hair_style"):
-        if v == "bald":
-            return p
-        raise ValueError("this version has no hair styles (AppearanceParams.hair_style)")
-    return replace(p, appearance=replace(p.appearance, hair_style=v))
+    return (lambda p: getattr(p.hair, field)), put
 
 
 def _accessory_control(slot: str, options: list[str]) -> Control:
+    from replicantface import accessories
+
     def get(p):
-        return (getattr(p.appearance, "accessories", None) or {}).get(slot, "none")
+        return next((n for n in p.accessories.names if accessories.ACCESSORIES[n].category == slot),
+                    "none")
 
     def put(p, v, wb):
-        if not _has_field(p.appearance, "accessories"):
-            if v == "none":
-                return p
-            raise ValueError("this version has no accessories (AppearanceParams.accessories)")
-        chosen = dict(getattr(p.appearance, "accessories", None) or {})
-        chosen[slot] = v
-        return replace(p, appearance=replace(p.appearance, accessories=chosen))
+        if v == "none":
+            return replace(p, accessories=accessories.take_off(p.accessories, slot))
+        # Colours from the face's own seed, so choosing the same item twice gives the same look.
+        rng = np.random.default_rng(np.random.SeedSequence([p.seed, p.index, options.index(v)]))
+        return replace(p, accessories=accessories.wear(p.accessories, accessories.choice_for(v, rng)))
 
     return Control(f"accessory_{slot}", "appearance", slot, "choice", get, put, options=tuple(options))
 
@@ -335,12 +320,16 @@ def build_controls(hdri_names: list[str]) -> dict[str, Control]:
     add("skin_tone", "appearance", "skin tone (Fitzpatrick)", "float",
         (lambda p: p.appearance.fitzpatrick, _put_skin_tone), lo=1.0, hi=6.0, step=0.05)
     add("iris", "appearance", "iris colour", "choice", (_get_iris, _put_iris), options=tuple(sorted(IRIS_COLOURS)))
-    add("hair_colour", "appearance", "hair colour (brows)", "choice", (_get_hair_colour, _put_hair_colour),
-        options=tuple(sorted(HAIR_COLOURS)))
-    styles = hair_styles()
-    add("hair_style", "appearance", "hair style", "choice", (_get_hair_style, _put_hair_style),
-        options=tuple(styles), enabled=len(styles) > 1,
-        note="" if len(styles) > 1 else "no hair styles installed yet")
+    from replicantface import hair
+
+    add("hair_style", "appearance", "hair style", "choice", _hair_field("style"),
+        options=tuple(hair_styles()))
+    add("hair_colour", "appearance", "hair colour", "choice", (_get_hair_colour, _put_hair_colour),
+        options=tuple(hair.HAIR_COLOURS))
+    add("hair_grey", "appearance", "grey hair", "float", _hair_field("grey"), lo=0.0, hi=1.0, step=0.05)
+    add("beard", "appearance", "beard", "choice", _hair_field("beard"), options=hair.BEARDS)
+    add("brows", "appearance", "brow shape", "choice", _hair_field("brow_shape"),
+        options=hair.BROW_SHAPES)
     for slot, options in accessory_slots().items():
         c.append(_accessory_control(slot, options))
     return {ctl.name: ctl for ctl in c}
@@ -1414,7 +1403,7 @@ class DatasetInspector:
         s = self.load(i)
         mask, problems = s["mask"], []
         h, w = mask.shape
-        box = labels.bbox_from_mask(mask, tuple(int(c) for c in FACE_SKIN_CLASSES))
+        box = labels.bbox_from_mask(mask, tuple(int(c) for c in FACE_BOX_CLASSES))
         if not np.array_equal(np.isfinite(box), np.isfinite(s["bbox_face"])) or \
                 not np.allclose(box[np.isfinite(box)], s["bbox_face"][np.isfinite(box)]):
             problems.append(f"face box {np.round(s['bbox_face']).tolist()} != mask box {box.tolist()}")

@@ -2,7 +2,6 @@
 
 import json
 import re
-import sys
 import types
 
 import numpy as np
@@ -333,25 +332,32 @@ def test_ui_buttons(fresh, tmp_path):
     assert ui.inputs["jawOpen"].value == PRESETS["surprise"]["jawOpen"]
 
 
-def test_registries_feed_the_selectors(wb, monkeypatch):
-    if "replicantface.accessories" not in sys.modules:
-        assert rfw.accessory_slots() == {}
-    fake = types.ModuleType("replicantface.accessories")
-    fake.available_accessories = lambda: {"glasses": ["round", "square"], "hat": ["cap"]}
-    monkeypatch.setitem(sys.modules, "replicantface.accessories", fake)
-    import replicantface
+def test_registries_feed_the_selectors(wb):
+    from replicantface import accessories, hair
 
-    monkeypatch.setattr(replicantface, "accessories", fake, raising=False)
     controls = rfw.build_controls(["a.exr"])
-    assert controls["accessory_glasses"].options == ("none", "round", "square")
-    assert controls["accessory_hat"].options == ("none", "cap")
-    if rfw._has_field(wb.params.appearance, "accessories"):
-        params, captions = rfw.vary_params(wb, "accessories", 16)
-        assert captions == ["glasses: none", "glasses: round", "glasses: square", "hat: none", "hat: cap"]
-        assert params[1].appearance.accessories == {"glasses": "round"}
-    else:  # no accessory support in the params yet: a clear error, not a silent no-op
-        with pytest.raises(ValueError, match="no accessories"):
-            rfw.vary_params(wb, "accessories", 16)
+    assert controls["hair_style"].options == tuple(rfw.hair_styles())
+    assert set(controls["hair_style"].options) == set(hair.HAIRSTYLES)
+    assert controls["beard"].options == hair.BEARDS
+    slots = rfw.accessory_slots()
+    assert list(slots) == list(accessories.CATEGORIES)
+    assert sum(len(v) - 1 for v in slots.values()) == len(accessories.ACCESSORIES)
+    for slot, options in slots.items():
+        assert controls[f"accessory_{slot}"].options == tuple(options) and options[0] == "none"
+    glasses = controls["accessory_glasses"]
+    p = glasses.put(wb.params, "sunglasses_aviator", wb)
+    assert glasses.get(p) == "sunglasses_aviator" and "sunglasses_aviator" in p.accessories.names
+    assert glasses.put(p, "sunglasses_aviator", wb) == p  # same face, same item: same colours
+    # A hood cannot go with over-ear headphones: wearing one takes the other off.
+    p = controls["accessory_headphones"].put(p, "headphones_over_ear", wb)
+    p = controls["accessory_hat"].put(p, "hood", wb)
+    assert "hood" in p.accessories.names and "headphones_over_ear" not in p.accessories.names
+    assert accessories.compatible(p.accessories.names)
+    assert glasses.get(glasses.put(p, "none", wb)) == "none"
+    params, captions = rfw.vary_params(wb, "accessories", 5)
+    assert captions == ["glasses: none", *[f"glasses: {n}" for n in slots["glasses"][1:5]]]
+    assert "glasses" not in [accessories.ACCESSORIES[n].category for n in params[0].accessories.names]
+    assert slots["glasses"][1] in params[1].accessories.names
 
 
 def test_pose_histogram_samples_match_rendered_labels(wb):
