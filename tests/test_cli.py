@@ -113,3 +113,28 @@ def test_variation_set_renders_and_exports(tmp_path):
         assert seq["colorImages"].shape[0] == 3 and seq["headPose"].shape == (3, 3)
     r = run("export", "300wlp", str(out), str(tmp_path / "var.zip"), "--min-face-px", "0")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--count", "0"], "--count must be in [1, 1024]"),
+    (["--category", "hats"], "unknown --category 'hats'; choose from random, hair"),
+    (["--resolution", "8"], "--resolution must be in [32, 4096]"),
+])
+def test_gallery_bad_input(tmp_path, args, message):
+    out = tmp_path / "g" / "gallery.jpg"
+    r = run("gallery", "--out", str(out), *args)
+    assert r.returncode == 2 and message in r.stderr
+    assert not out.exists()
+
+
+def test_gallery_writes_a_sheet(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "gallery.png"
+    r = run("gallery", "--out", str(out), "--category", "skin", "--count", "2", "--quality", "test",
+            "--resolution", "64", "--columns", "2", "--cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape == (64, 128, 3)
+    # Two different faces, not two blank tiles.
+    assert sheet[:, :64].std() > 5 and np.abs(sheet[:, :64].astype(int) - sheet[:, 64:]).mean() > 3

@@ -1,5 +1,6 @@
 """Config validation and sampling determinism (pure, no Blender)."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -109,3 +110,45 @@ def test_pitch_bias_formula_values():
     assert m["head_pitch"] == pytest.approx((-3.0, 400.0 / 9.0))
     assert m["camera_pitch"] == pytest.approx((-2.0, 25.0 / 9.0))
     assert m["head_roll"] == pytest.approx((0.0, 100.0 / 9.0))
+
+
+def test_accessory_and_hair_tables_in_toml(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[accessories.probabilities]\nglasses = 0.5\nmask = 0\n"
+                 "[accessories.weights]\nhood = 0\n[hair]\nbeard_prob_male = 0.9\n")
+    cfg = config.load_config(f)
+    assert cfg.accessories.probabilities["glasses"] == 0.5
+    assert cfg.accessories.probabilities["hat"] == 0.1  # untouched defaults stay
+    assert cfg.accessories.weights == {"hood": 0.0} and cfg.hair.beard_prob_male == 0.9
+    draws = [sample_params(1, i, cfg, LABELS, HDRIS).accessories.names for i in range(300)]
+    worn = [n for names in draws for n in names]
+    assert "hood" not in worn and not any(n.startswith("mask_") for n in worn)
+    glasses = sum(any("glasses" in n for n in names) for names in draws) / len(draws)
+    assert 0.4 < glasses < 0.6
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[accessories.probabilities]\nhats = 0.5\n", r"probabilities.hats is not known; allowed: glasses"),
+    ("[accessories.probabilities]\nhat = 1.5\n", r"probabilities.hat = 1.5 is out of range \[0.0, 1.0\]"),
+    ("[accessories.weights]\nmonocle = 1\n", r"weights.monocle is not known"),
+    ("[accessories]\nprobabilities = 3\n", r"probabilities must be a table"),
+    ("[hair]\nstyle_weights = [1, 2]\n", r"\[hair\]: style_weights needs 12 weights"),
+    ("[hair]\nbeard_prob_male = 2\n", r"beard_prob_male = 2 is out of range"),
+])
+def test_bad_accessory_and_hair_values_are_named(tmp_path, text, message):
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        config.load_config(f)
+
+
+def test_masks_take_full_beards_off():
+    from replicantface.accessories import AccessoryChoice, AccessoryParams
+    from replicantface.generate import compatible_hair
+
+    cfg = config.load_preset("default")
+    p = sample_params(1, 0, cfg, LABELS, HDRIS)
+    bearded = dataclasses.replace(p.hair, beard="full")
+    mask = AccessoryParams((AccessoryChoice("mask_ffp2", (1, 1, 1), (1, 1, 1), "plain", 0.5),))
+    assert compatible_hair(bearded, mask).beard == "stubble"
+    assert compatible_hair(bearded, AccessoryParams()).beard == "full"
