@@ -1,4 +1,4 @@
-"""Skin, eyes, brows and clothing colours. Pure numpy."""
+"""Skin, eyes, brows, makeup and clothing: colours, detail amounts and skin-region maps. Pure numpy."""
 
 from __future__ import annotations
 
@@ -33,18 +33,46 @@ HAIR_COLOURS = {
     "blond": (0.45, 0.30, 0.14),
     "grey": (0.20, 0.19, 0.18),
 }
+# Necklines of the top; "crew" is the cut the static face classes (regions.classify_faces) use.
+CLOTHING_CUTS = ("crew", "v_neck", "scoop", "turtleneck", "collared")
+CLOTHING_PATTERNS = ("solid", "stripes", "checks", "dots", "knit", "print")
+WRINKLES = ("forehead", "crows_feet", "nasolabial", "under_eye")
+MAKEUP = ("lipstick", "eyeshadow", "eyeliner", "blush")
+LIPSTICK_COLOURS = ((0.45, 0.03, 0.05), (0.30, 0.02, 0.06), (0.55, 0.12, 0.14), (0.40, 0.10, 0.12),
+                    (0.22, 0.05, 0.04), (0.60, 0.20, 0.22), (0.15, 0.02, 0.04))
+EYESHADOW_COLOURS = ((0.20, 0.12, 0.08), (0.10, 0.06, 0.05), (0.25, 0.18, 0.20), (0.12, 0.10, 0.16),
+                     (0.30, 0.20, 0.12), (0.08, 0.10, 0.14))
+BLUSH_COLOURS = ((0.75, 0.30, 0.30), (0.70, 0.35, 0.28), (0.60, 0.22, 0.25))
 
 
 @dataclass(frozen=True)
 class AppearanceConfig:
-    """Fitzpatrick types are sampled evenly by default."""
+    """Fitzpatrick types are sampled evenly by default; probabilities are per sample.
+
+    makeup_prob is the rate for gender 0 (female), makeup_prob_male for gender 1; in between
+    it is interpolated. Weights follow CLOTHING_CUTS and CLOTHING_PATTERNS.
+    """
 
     fitzpatrick_weights: tuple = (1, 1, 1, 1, 1, 1)
+    freckle_prob: float = 0.25
+    mole_prob: float = 0.5
+    blemish_prob: float = 0.3
+    makeup_prob: float = 0.45
+    makeup_prob_male: float = 0.03
+    wrinkle_scale: float = 1.0
+    clothing_cut_weights: tuple = (1, 1, 1, 1, 1)
+    clothing_pattern_weights: tuple = (3, 1, 1, 1, 1, 1)
 
 
 @dataclass(frozen=True)
 class AppearanceParams:
-    """Colours are linear RGB in [0, 1]; fitzpatrick is the continuous type in [1, 6]."""
+    """Colours are linear RGB in [0, 1]; fitzpatrick is the continuous type in [1, 6].
+
+    Amounts (redness, flush, freckles, ...) are in [0, 1]; 0 means none. ``wrinkles`` maps
+    WRINKLES names to depth, ``makeup`` maps MAKEUP names to amount and ``makeup_rgb`` gives
+    their colours. ``detail_offset`` shifts the procedural skin textures (metres), so freckles,
+    moles and pores sit differently on every face.
+    """
 
     fitzpatrick: float
     skin_rgb: tuple
@@ -54,6 +82,32 @@ class AppearanceParams:
     iris_rgb: tuple
     brow_rgb: tuple
     clothing_rgb: tuple
+    undertone: float = 0.0
+    flush: float = 0.3
+    mottling: float = 0.12
+    pores: float = 0.5
+    oiliness: float = 0.3
+    freckles: float = 0.0
+    moles: float = 0.0
+    blemishes: float = 0.0
+    under_eye_dark: float = 0.2
+    detail_offset: tuple = (0.0, 0.0, 0.0)
+    wrinkles: dict | None = None
+    lip_rgb: tuple = (0.80, 0.42, 0.42)
+    makeup: dict | None = None
+    makeup_rgb: dict | None = None
+    iris_minor_rgb: tuple = (0.0, 0.0, 0.0)
+    iris_detail: float = 17.0
+    iris_swirl: float = 3.5
+    pupil_size: float = 0.3
+    sclera_rgb: tuple = (0.95, 0.93, 0.90)
+    sclera_redness: float = 0.1
+    eye_wetness: float = 0.6
+    brow_darkening: float = 0.3
+    clothing_cut: str = "crew"
+    clothing_pattern: str = "solid"
+    clothing_rgb2: tuple = (0.5, 0.5, 0.5)
+    clothing_scale_m: float = 0.02
 
 
 def skin_albedo(fitzpatrick: float) -> np.ndarray:
@@ -63,27 +117,217 @@ def skin_albedo(fitzpatrick: float) -> np.ndarray:
     return FITZPATRICK_ALBEDO[lo] * (1 - (t - lo)) + FITZPATRICK_ALBEDO[lo + 1] * (t - lo)
 
 
-def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years: float) -> AppearanceParams:
+def _choice(rng: np.random.Generator, names: tuple, weights) -> str:
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(names),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights {tuple(weights)} must be {len(names)} non-negative numbers for {names}")
+    return names[rng.choice(len(names), p=w / w.sum())]
+
+
+def _rgb(values) -> tuple:
+    return tuple(float(c) for c in np.clip(values, 0.0, 1.0))
+
+
+def _garment_colour(rng: np.random.Generator) -> np.ndarray:
+    """A fabric colour: muted most of the time, sometimes saturated, sometimes near grey."""
+    hue = rng.random()
+    sat = rng.choice([rng.uniform(0.0, 0.15), rng.uniform(0.2, 0.6), rng.uniform(0.6, 0.95)], p=[0.35, 0.4, 0.25])
+    val = rng.uniform(0.03, 0.75) ** 1.3
+    k = (np.array([0.0, 2.0 / 3.0, 1.0 / 3.0]) + hue) % 1.0
+    ramp = np.clip(np.abs(k * 6.0 - 3.0) - 1.0, 0.0, 1.0)
+    return val * (1.0 - sat + sat * ramp)
+
+
+def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years: float,
+                      gender: float = 0.5) -> AppearanceParams:
+    """Skin, eye, makeup and clothing parameters; age drives wrinkles and greying, gender makeup."""
     w = np.asarray(cfg.fitzpatrick_weights, dtype=float)
     ftype = rng.choice(6, p=w / w.sum()) + 1
     fitz = float(np.clip(ftype + rng.uniform(-0.5, 0.5), 1.0, 6.0))
-    skin = skin_albedo(fitz) * rng.uniform(0.92, 1.08, size=3)
+    # Undertone: -1 cool/pink (more red and blue) .. +1 warm/olive (more yellow-green).
+    undertone = float(rng.uniform(-1.0, 1.0))
+    tone = np.array([1.0 - 0.02 * undertone, 1.0 + 0.05 * undertone, 1.0 - 0.09 * undertone])
+    if undertone < 0:
+        tone *= np.array([1.0 - 0.04 * undertone, 1.0, 1.0])
+    skin = skin_albedo(fitz) * tone * rng.uniform(0.9, 1.1)
     iris_names = sorted(IRIS_COLOURS)
     if fitz >= 4:  # darker skin: mostly brown irises
         iris = ["brown", "dark_brown", "hazel"][rng.integers(3)]
     else:
         iris = iris_names[rng.integers(len(iris_names))]
+    iris_rgb = np.asarray(IRIS_COLOURS[iris]) * rng.uniform(0.75, 1.3, size=3)
+    iris_minor = iris_rgb * rng.uniform(0.25, 0.6) + rng.uniform(0.0, 0.06, size=3) * (iris in ("green", "hazel"))
     hair_names = sorted(HAIR_COLOURS)
     grey_prob = np.clip((age_years - 40.0) / 40.0, 0.0, 0.9)
     hair = "grey" if rng.random() < grey_prob else hair_names[rng.integers(len(hair_names))]
-    clothing = rng.uniform(0.02, 0.7, size=3) * rng.uniform(0.3, 1.0)
+
+    lightness = (6.0 - fitz) / 5.0  # 1 for type I, 0 for type VI
+    age = float(np.clip((age_years - 20.0) / 60.0, 0.0, 1.0))  # 0 at 20 y, 1 at 80 y
+    wrinkle_gain = cfg.wrinkle_scale * rng.uniform(0.6, 1.3)
+    wrinkles = {
+        "forehead": age ** 0.8 * rng.uniform(0.3, 1.0),
+        "crows_feet": age ** 0.9 * rng.uniform(0.4, 1.0),
+        "nasolabial": min(1.0, 0.15 + age) * rng.uniform(0.4, 1.0),
+        "under_eye": age ** 0.7 * rng.uniform(0.3, 1.0),
+    }
+    wrinkles = {k: float(np.clip(v * wrinkle_gain, 0.0, 1.0)) for k, v in wrinkles.items()}
+
+    freckles = float(rng.uniform(0.25, 1.0)) * (rng.random() < cfg.freckle_prob * (0.4 + 0.6 * lightness))
+    moles = float(rng.uniform(0.2, 1.0)) * (rng.random() < cfg.mole_prob)
+    blemishes = float(rng.uniform(0.2, 1.0)) * (rng.random() < cfg.blemish_prob)
+
+    g = float(np.clip(gender, 0.0, 1.0))
+    makeup_prob = cfg.makeup_prob * (1.0 - g) + cfg.makeup_prob_male * g
+    makeup = {name: 0.0 for name in MAKEUP}
+    makeup_rgb = {
+        "lipstick": _rgb(LIPSTICK_COLOURS[rng.integers(len(LIPSTICK_COLOURS))]),
+        "eyeshadow": _rgb(EYESHADOW_COLOURS[rng.integers(len(EYESHADOW_COLOURS))]),
+        "eyeliner": (0.015, 0.012, 0.012),
+        "blush": _rgb(BLUSH_COLOURS[rng.integers(len(BLUSH_COLOURS))]),
+    }
+    if rng.random() < makeup_prob:
+        amounts = {"lipstick": rng.uniform(0.4, 0.9), "eyeshadow": rng.uniform(0.3, 0.8),
+                   "eyeliner": rng.uniform(0.4, 1.0), "blush": rng.uniform(0.2, 0.6)}
+        chosen = rng.random(len(MAKEUP)) < 0.6
+        chosen[rng.integers(len(MAKEUP))] = True  # made up means at least one product
+        makeup = {name: float(amounts[name]) * bool(c) for name, c in zip(MAKEUP, chosen)}
+
+    lip = np.array([0.85, 0.45, 0.45]) * rng.uniform(0.85, 1.1, size=3) * (0.75 + 0.25 * lightness)
+    sclera = np.array([0.80, 0.78, 0.74]) * rng.uniform(0.9, 1.0) - np.array([0.0, 0.03, 0.06]) * age
+    clothing = _garment_colour(rng)
+    clothing2 = _garment_colour(rng) if rng.random() < 0.7 else clothing * rng.uniform(0.2, 0.5)
     return AppearanceParams(
         fitzpatrick=fitz,
-        skin_rgb=tuple(float(c) for c in skin.clip(0, 1)),
+        skin_rgb=_rgb(skin),
         redness=float(rng.uniform(0.0, 0.3)),
-        roughness=float(rng.uniform(0.35, 0.55)),
+        roughness=float(rng.uniform(0.36, 0.58)),
         iris_name=iris,
-        iris_rgb=IRIS_COLOURS[iris],
+        iris_rgb=_rgb(iris_rgb),
         brow_rgb=HAIR_COLOURS[hair],
-        clothing_rgb=tuple(float(c) for c in clothing),
+        clothing_rgb=_rgb(clothing),
+        undertone=undertone,
+        flush=float(rng.uniform(0.1, 0.8) * (0.5 + 0.5 * lightness)),
+        mottling=float(rng.uniform(0.05, 0.3)),
+        pores=float(rng.uniform(0.3, 1.0)),
+        oiliness=float(rng.uniform(0.0, 1.0)),
+        freckles=freckles,
+        moles=moles,
+        blemishes=blemishes,
+        under_eye_dark=float(rng.uniform(0.05, 0.45) + 0.2 * age),
+        detail_offset=tuple(float(v) for v in rng.uniform(-10.0, 10.0, size=3)),
+        wrinkles=wrinkles,
+        lip_rgb=_rgb(lip),
+        makeup=makeup,
+        makeup_rgb=makeup_rgb,
+        iris_minor_rgb=_rgb(iris_minor),
+        iris_detail=float(rng.uniform(10.0, 24.0)),
+        iris_swirl=float(rng.uniform(1.0, 5.0)),
+        pupil_size=float(rng.uniform(0.2, 0.42)),
+        sclera_rgb=_rgb(sclera),
+        sclera_redness=float(rng.beta(1.2, 5.0)),
+        eye_wetness=float(rng.uniform(0.4, 1.0)),
+        brow_darkening=float(rng.uniform(0.15, 0.4)),
+        clothing_cut=_choice(rng, CLOTHING_CUTS, cfg.clothing_cut_weights),
+        clothing_pattern=_choice(rng, CLOTHING_PATTERNS, cfg.clothing_pattern_weights),
+        clothing_rgb2=_rgb(clothing2),
+        clothing_scale_m=float(rng.uniform(0.006, 0.04)),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Skin-region maps (per vertex, decided once on the neutral mesh)
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _falloff(dist: np.ndarray, inner: float, outer: float) -> np.ndarray:
+    """1 inside ``inner``, smoothly 0 at ``outer`` (metres)."""
+    return _smooth((outer - dist) / (outer - inner))
+
+
+def _seg_dist_2d(p: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Distance of (N, 2) points to a 2D polyline (K, 2)."""
+    best = np.full(len(p), np.inf)
+    for a, b in zip(line[:-1], line[1:]):
+        ab = b - a
+        t = np.clip(((p - a) @ ab) / (ab @ ab), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(p - (a + t[:, None] * ab), axis=1))
+    return best
+
+
+def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex: np.ndarray,
+                     brow_vertex: np.ndarray, ear_vertex: np.ndarray) -> dict:
+    """Per-vertex maps that place wrinkles, redness and makeup on the skin.
+
+    verts_head: (V, 3) neutral mesh in the head frame (metres; x subject's left, y up, z out);
+    landmarks: (68, 3) iBUG-68 in the same frame; head_vertex, brow_vertex, ear_vertex: (V,) bool.
+    Returns name -> (V, 3) float32, written as colour attributes on the mesh:
+      rf_rest: the position itself (textures stay on the skin whatever the pose);
+      rf_zone_a: (cheek, nose, ear) redness weights;
+      rf_zone_b: (forehead, crow's-feet, under-eye) wrinkle weights;
+      rf_zone_c: (eyelid, lash line, brow interior) makeup and brow weights;
+      rf_lines: (crow's-feet angle in rad, nasolabial distance, under-eye crease distance) in metres.
+    """
+    lm = landmarks
+    x, y, z = verts_head.T
+    xy = verts_head[:, :2]
+    front = _smooth((z + 0.01) / 0.02) * head_vertex
+    n = len(verts_head)
+    cheek = np.zeros(n)
+    crow = np.zeros(n)
+    crow_angle = np.zeros(n)
+    naso = np.full(n, 0.05)
+    under = np.full(n, 0.05)
+    under_zone = np.zeros(n)
+    eyelid = np.zeros(n)
+    lash = np.zeros(n)
+    for s in (-1.0, 1.0):  # -1: subject's right (landmarks 36-41, 31, 48), +1: left
+        if s < 0:
+            outer, upper, lower, wing, corner = lm[36], lm[36:40], lm[[36, 41, 40, 39]], lm[31], lm[48]
+        else:
+            outer, upper, lower, wing, corner = lm[45], lm[42:46][::-1], lm[[45, 46, 47, 42]], lm[35], lm[54]
+        side = (s * x) > 0
+        cheek_c = np.array([s * 0.040, -0.038])
+        cheek = np.maximum(cheek, _falloff(np.linalg.norm((xy - cheek_c) * [1.0, 1.3], axis=1), 0.003, 0.036) * side)
+        d_corner = np.linalg.norm(xy - outer[:2], axis=1)
+        lateral = _smooth((s * (x - outer[0]) + 0.004) / 0.006)
+        crow = np.maximum(crow, _falloff(np.abs(d_corner - 0.016), 0.004, 0.011) * lateral * side)
+        ang = np.arctan2(y - outer[1], s * (x - outer[0]))
+        crow_angle = np.where(side, ang, crow_angle)
+        # Nasolabial fold: from above the nose wing, past the mouth corner.
+        fold = np.array([wing[:2] + [s * 0.006, 0.004], corner[:2] + [s * 0.008, -0.002],
+                         corner[:2] + [s * 0.010, -0.014]])
+        naso = np.where(side, _seg_dist_2d(xy, fold), naso)
+        # Under-eye crease: an arc ~8 mm below the lower lid.
+        arc = lower[:, :2] + [0.0, -0.008]
+        arc[0] += [s * 0.004, 0.003]
+        arc[-1] += [-s * 0.001, 0.002]
+        under = np.where(side, _seg_dist_2d(xy, arc), under)
+        below_lid = (y < np.interp(s * x, np.sort(s * lower[:, 0]), lower[np.argsort(s * lower[:, 0]), 1]))
+        under_zone = np.maximum(under_zone, _falloff(_seg_dist_2d(xy, lower[:, :2] + [0, -0.005]), 0.003, 0.012)
+                                * below_lid * side)
+        # Eyelid (eyeshadow): above the upper lid up to below the brow; lash line along the lid.
+        lid_top = np.interp(s * x, np.sort(s * upper[:, 0]), upper[np.argsort(s * upper[:, 0]), 1])
+        above = y - lid_top
+        eyelid = np.maximum(eyelid, _smooth(above / 0.002) * _falloff(above, 0.006, 0.013)
+                            * _falloff(_seg_dist_2d(xy, upper[:, :2]), 0.012, 0.02) * side)
+        wing_line = np.vstack([upper[:, :2], outer[:2] + [s * 0.006, 0.003]])
+        lash = np.maximum(lash, _falloff(_seg_dist_2d(xy, wing_line), 0.0012, 0.003) * (above > -0.0015) * side)
+    nose_line = lm[[27, 28, 29, 30]][:, :2]
+    nose = _falloff(_seg_dist_2d(xy, nose_line), 0.006, 0.018) * (0.5 + 0.5 * _smooth((0.0 - y) / 0.04))
+    brow_top = lm[17:27, 1].max()
+    forehead = (_smooth((y - brow_top - 0.008) / 0.012) * _falloff(y - brow_top, 0.045, 0.07)
+                * _falloff(np.abs(x), 0.035, 0.06))
+    ear = ear_vertex.astype(float)
+    brow_inner = brow_vertex.astype(float)
+    maps = {
+        "rf_rest": verts_head,
+        "rf_zone_a": np.c_[cheek * front, nose * front, ear],
+        "rf_zone_b": np.c_[forehead * front, crow * front, under_zone * front],
+        "rf_zone_c": np.c_[eyelid * front, lash * front, brow_inner],
+        "rf_lines": np.c_[crow_angle, naso + 0.05 * (1.0 - front), under + 0.05 * (1.0 - front)],
+    }
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in maps.items()}

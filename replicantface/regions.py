@@ -20,6 +20,16 @@ NOSE_WING_PAD_M = 0.004
 COLLAR_BELOW_NECK_M = 0.03
 SCOOP_DEPTH_M = 0.03
 SCOOP_HALF_WIDTH_M = 0.11
+DEEP_SCOOP_DEPTH_M = 0.09
+DEEP_SCOOP_HALF_WIDTH_M = 0.13
+V_NECK_DEPTH_M = 0.11
+V_NECK_HALF_WIDTH_M = 0.08
+SHIRT_V_DEPTH_M = 0.07
+SHIRT_V_HALF_WIDTH_M = 0.05
+TURTLENECK_BELOW_CHIN_M = 0.022
+TURTLENECK_NAPE_RISE_M = 0.03
+COLLAR_HEIGHT_M = 0.035
+COLLAR_GAP_M = 0.03
 
 
 @functools.cache
@@ -56,7 +66,17 @@ def _neck_weight(human) -> np.ndarray:
 
 
 def classify_faces(human, verts: np.ndarray) -> np.ndarray:
-    """(F,) uint8 class per face of ``human.faces`` on the neutral mesh ``verts`` (V, 3)."""
+    """(F,) uint8 class per face of ``human.faces`` on the neutral mesh ``verts`` (V, 3).
+
+    The top is the "crew" cut of ``clothing_cuts``.
+    """
+    cls = _classes_without_top(human, verts)
+    cls[clothing_cuts(human, verts, cls)["crew"]] = SegClass.CLOTHING
+    return cls
+
+
+def _classes_without_top(human, verts: np.ndarray) -> np.ndarray:
+    """(F,) uint8 classes of a bare body: everything below the head that is not a hand is NECK."""
     faces = human.faces
     parts = human.part_of_face
     lm = verts[human.landmark_indices]
@@ -115,14 +135,51 @@ def classify_faces(human, verts: np.ndarray) -> np.ndarray:
         near = _dist_to_polyline(centres, brow) < BROW_HALF_WIDTH_M
         cls[head & near & front & (cls == SegClass.SKIN)] = brow_class
 
-    # Body: skin above the collar, a top below it; hands stay skin.
-    # A face is clothing when all its vertices lie under a scoop neckline, so the edge runs
-    # along the mesh's edge loops instead of zig-zagging across triangles.
-    body = parts == "body"
-    neck_z = human.neutral.bone_poses["neck01"][2, 3]
-    vx, vz = verts[:, 0], verts[:, 2]
-    scoop = SCOOP_DEPTH_M * np.clip(1.0 - (vx / SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0)
-    under = vz < neck_z - COLLAR_BELOW_NECK_M - scoop
-    cls[body & under[faces].all(axis=1)] = SegClass.CLOTHING
-    cls[np.isin(parts, ["foot.L", "foot.R"])] = SegClass.CLOTHING
     return cls
+
+
+def clothing_cuts(human, verts: np.ndarray, bare_classes: np.ndarray | None = None) -> dict:
+    """Neckline name -> (F,) bool: the faces a top of that cut covers (feet: shoes, always).
+
+    verts: (V, 3) neutral mesh, world metres (Z up, face toward -Y). Decided on the neutral
+    mesh like every class. A face is clothing when all its vertices lie under the neckline, so
+    the edge runs along the mesh's edge loops instead of zig-zagging across triangles. The
+    "crew" cut is the one ``classify_faces`` uses; the others switch faces between NECK and
+    CLOTHING only (turtleneck and collar cover neck skin up to well below the jaw).
+    """
+    faces = human.faces
+    parts = human.part_of_face
+    body = parts == "body"
+    feet = np.isin(parts, ["foot.L", "foot.R"])
+    neck = human.neutral.bone_poses["neck01"]
+    neck_y, neck_z = neck[1, 3], neck[2, 3]
+    vx, vy, vz = verts.T
+    front = np.clip((neck_y - vy) / 0.03, 0.0, 1.0)  # 0 behind the neck axis, 1 at the chest
+
+    def under(depth: np.ndarray, part: np.ndarray = body) -> np.ndarray:
+        below = vz < neck_z - COLLAR_BELOW_NECK_M - depth
+        return (part & below[faces].all(axis=1)) | feet
+
+    scoop = SCOOP_DEPTH_M * np.clip(1.0 - (vx / SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0)
+    deep_scoop = DEEP_SCOOP_DEPTH_M * np.clip(1.0 - (vx / DEEP_SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0) * front
+    vee = V_NECK_DEPTH_M * np.clip(1.0 - np.abs(vx) / V_NECK_HALF_WIDTH_M, 0.0, 1.0) * front
+    shirt_vee = SHIRT_V_DEPTH_M * np.clip(1.0 - np.abs(vx) / SHIRT_V_HALF_WIDTH_M, 0.0, 1.0) * front
+    chin_z = verts[human.landmark_indices[8], 2]
+    skin_below_head = body | (parts == "head")
+    if bare_classes is None:
+        bare_classes = _classes_without_top(human, verts)
+    neck_cls = bare_classes == SegClass.NECK
+    # Turtleneck: the neck up to a line below the chin that rises toward the nape.
+    top = chin_z - TURTLENECK_BELOW_CHIN_M + TURTLENECK_NAPE_RISE_M * (1.0 - front)
+    turtle = skin_below_head & neck_cls & (vz < top)[faces].all(axis=1)
+    # Shirt collar: a band round the sides and back of the neck base, open in a V at the front.
+    band = (vz < neck_z + COLLAR_HEIGHT_M * (1.0 - front)) & ((front < 0.99) | (np.abs(vx) > COLLAR_GAP_M))
+    collar = skin_below_head & neck_cls & band[faces].all(axis=1)
+    return {
+        "crew": under(scoop),
+        "v_neck": under(np.maximum(scoop, vee)),
+        "scoop": under(np.maximum(scoop, deep_scoop)),
+        "turtleneck": under(np.zeros_like(vz)) | turtle,
+        "collared": under(shirt_vee) | collar,
+    }
+

@@ -18,8 +18,13 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from replicantface import mpfb_materials
-from replicantface.appearance import AppearanceParams
+from replicantface import labels, mpfb_materials
+from replicantface.appearance import (
+    CLOTHING_CUTS,
+    CLOTHING_PATTERNS,
+    AppearanceParams,
+    skin_region_maps,
+)
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
@@ -164,60 +169,256 @@ def _new_material(name: str, pass_index: int):
     return mat, tree, out
 
 
-def _skin_shader(tree, nodes: dict, kind: str):
-    """Principled skin with SSS and pore bump; lips and brows tint it. Returns the BSDF."""
-    coord = tree.nodes.new("ShaderNodeTexCoord")
-    pores = _node(tree, "ShaderNodeTexNoise", Scale=900.0, Detail=2.0)
-    tree.links.new(coord.outputs["Object"], pores.inputs["Vector"])
-    bump = _node(tree, "ShaderNodeBump", Strength=0.08, Distance=0.0005)
-    tree.links.new(pores.outputs["Fac"], bump.inputs["Height"])
-    mottling = _node(tree, "ShaderNodeTexNoise", Scale=40.0, Detail=3.0)
-    tree.links.new(coord.outputs["Object"], mottling.inputs["Vector"])
-    base = _node(tree, "ShaderNodeRGB")
-    nodes.setdefault("skin_rgb", []).append(base)
-    redness = _node(tree, "ShaderNodeMix", Factor=0.0)
-    redness.data_type = "RGBA"
-    redness.blend_type = "MULTIPLY"
-    redness.inputs[7].default_value = (1.0, 0.75, 0.72, 1.0)
-    nodes.setdefault("redness", []).append(redness)
-    tree.links.new(base.outputs[0], redness.inputs[6])
-    mot = _node(tree, "ShaderNodeMix", Factor=0.12)
-    mot.data_type = "RGBA"
-    mot.blend_type = "OVERLAY"
-    tree.links.new(redness.outputs[2], mot.inputs[6])
-    tree.links.new(mottling.outputs["Color"], mot.inputs[7])
-    colour = mot.outputs[2]
-    if kind in ("lip", "brow"):
-        tint = _node(tree, "ShaderNodeMix", Factor=0.5 if kind == "lip" else 0.85)
-        tint.data_type = "RGBA"
-        tint.blend_type = "MULTIPLY" if kind == "lip" else "MIX"
-        tint.inputs[7].default_value = (0.75, 0.32, 0.32, 1.0)
-        if kind == "brow":
-            # Dense fine noise stretched along the brow reads as hair at portrait scale.
-            hair = _node(tree, "ShaderNodeRGB")
-            nodes.setdefault("brow_rgb", []).append(hair)
-            stretch = _node(tree, "ShaderNodeMapping")
-            stretch.inputs["Scale"].default_value = (1.0, 1.0, 6.0)
-            tree.links.new(coord.outputs["Object"], stretch.inputs["Vector"])
-            strands = _node(tree, "ShaderNodeTexNoise", Scale=700.0, Detail=4.0, Roughness=0.7)
-            tree.links.new(stretch.outputs["Vector"], strands.inputs["Vector"])
-            dens = tree.nodes.new("ShaderNodeMapRange")
-            dens.inputs["From Min"].default_value = 0.35
-            dens.inputs["From Max"].default_value = 0.6
-            dens.inputs["To Min"].default_value = 0.45
-            dens.inputs["To Max"].default_value = 0.95
-            tree.links.new(strands.outputs["Fac"], dens.inputs["Value"])
-            tree.links.new(dens.outputs["Result"], tint.inputs["Factor"])
-            tree.links.new(hair.outputs[0], tint.inputs[7])
-        tree.links.new(colour, tint.inputs[6])
-        colour = tint.outputs[2]
-    bsdf = _principled(tree, **{"Subsurface Weight": 0.25, "Subsurface Scale": 0.004, "IOR": 1.4,
-                                "Coat Weight": 0.15 if kind == "lip" else 0.0, "Coat Roughness": 0.2})
+class _Graph:
+    """Terse node wiring for the procedural shaders: every method returns an output socket."""
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    def link(self, value, socket) -> None:
+        if isinstance(value, bpy.types.NodeSocket):
+            self.tree.links.new(value, socket)
+        else:
+            socket.default_value = value
+
+    def node(self, idname, **inputs):
+        node = self.tree.nodes.new(idname)
+        for key, value in inputs.items():
+            self.link(value, node.inputs[key])
+        return node
+
+    def math(self, op, a, b=0.0, c=0.0, clamp=False):
+        node = self.tree.nodes.new("ShaderNodeMath")
+        node.operation = op
+        node.use_clamp = clamp
+        for i, v in enumerate((a, b, c)):
+            self.link(v, node.inputs[i])
+        return node.outputs[0]
+
+    def smooth(self, value, lo, hi, to_lo=0.0, to_hi=1.0):
+        """Smoothstep of value from [lo, hi] to [to_lo, to_hi] (clamped)."""
+        node = self.tree.nodes.new("ShaderNodeMapRange")
+        node.interpolation_type = "SMOOTHSTEP"
+        for key, v in (("Value", value), ("From Min", lo), ("From Max", hi), ("To Min", to_lo),
+                       ("To Max", to_hi)):
+            self.link(v, node.inputs[key])
+        return node.outputs["Result"]
+
+    def mix(self, blend, a, b, fac):
+        node = self.tree.nodes.new("ShaderNodeMix")
+        node.data_type = "RGBA"
+        node.blend_type = blend
+        node.clamp_result = True
+        self.link(fac, node.inputs[0])
+        self.link(a, node.inputs[6])
+        self.link(b, node.inputs[7])
+        return node.outputs[2]
+
+    def attribute(self, name):
+        node = self.tree.nodes.new("ShaderNodeAttribute")
+        node.attribute_type = "GEOMETRY"
+        node.attribute_name = name
+        return node
+
+    def split(self, vector):
+        node = self.node("ShaderNodeSeparateXYZ", Vector=vector)
+        return node.outputs[0], node.outputs[1], node.outputs[2]
+
+    def sum(self, *values):
+        total = values[0]
+        for v in values[1:]:
+            total = self.math("ADD", total, v)
+        return total
+
+
+def _params(tree, names: dict) -> dict:
+    """Named parameter nodes (Value or RGB) that ``apply_appearance`` writes."""
+    out = {}
+    for name, default in names.items():
+        if isinstance(default, tuple):
+            node = tree.nodes.new("ShaderNodeRGB")
+            node.outputs[0].default_value = (*default, 1.0)
+        else:
+            node = tree.nodes.new("ShaderNodeValue")
+            node.outputs[0].default_value = default
+        node.name = node.label = f"rf_{name}"
+        out[name] = node
+    return out
+
+
+_SKIN_PARAMS = {
+    "skin_rgb": (0.6, 0.41, 0.3), "redness": 0.1, "flush": 0.3, "mottling": 0.12, "pores": 0.5,
+    "roughness": 0.45, "oiliness": 0.3, "freckles": 0.0, "moles": 0.0, "blemishes": 0.0,
+    "under_eye_dark": 0.2, "offset_x": 0.0, "offset_y": 0.0, "offset_z": 0.0,
+    "wr_forehead": 0.0, "wr_crows_feet": 0.0, "wr_nasolabial": 0.0, "wr_under_eye": 0.0,
+    "lip_rgb": (0.8, 0.42, 0.42), "brow_tint": (0.6, 0.55, 0.5), "brow_darkening": 0.3,
+    "lipstick": 0.0, "lipstick_rgb": (0.45, 0.03, 0.05), "eyeshadow": 0.0,
+    "eyeshadow_rgb": (0.2, 0.12, 0.08), "eyeliner": 0.0, "eyeliner_rgb": (0.015, 0.012, 0.012),
+    "blush": 0.0, "blush_rgb": (0.75, 0.3, 0.3),
+}
+
+
+def _skin_group(nodes: dict):
+    """One shader group for every skin-like slot; ``Lip`` and ``Brow`` (0/1) select the extras.
+
+    Textures run on the ``rf_rest`` attribute (neutral head-frame metres), so pores, freckles and
+    wrinkles stay on the skin whatever the pose; regions come from the ``rf_zone_*`` / ``rf_lines``
+    attributes (appearance.skin_region_maps). Parameters are named nodes inside the group, so one
+    write per parameter updates every skin material.
+    """
+    group = bpy.data.node_groups.new("rf_skin", "ShaderNodeTree")
+    for name in ("Lip", "Brow"):
+        group.interface.new_socket(name=name, in_out="INPUT", socket_type="NodeSocketFloat")
+    group.interface.new_socket(name="BSDF", in_out="OUTPUT", socket_type="NodeSocketShader")
+    g = _Graph(group)
+    gin = group.nodes.new("NodeGroupInput")
+    gout = group.nodes.new("NodeGroupOutput")
+    lip, brow = gin.outputs["Lip"], gin.outputs["Brow"]
+    prm = _params(group, _SKIN_PARAMS)
+    v = {k: n.outputs[0] for k, n in prm.items()}
+    nodes["skin"] = prm
+
+    rest = g.attribute("rf_rest").outputs["Vector"]
+    offset = g.node("ShaderNodeCombineXYZ", X=v["offset_x"], Y=v["offset_y"], Z=v["offset_z"]).outputs[0]
+    p = g.node("ShaderNodeVectorMath", Vector=rest).outputs[0]
+    g.link(offset, p.node.inputs[1])
+    cheek, nose, ear = g.split(g.attribute("rf_zone_a").outputs["Vector"])
+    forehead, crow, under_zone = g.split(g.attribute("rf_zone_b").outputs["Vector"])
+    eyelid, lash, brow_in = g.split(g.attribute("rf_zone_c").outputs["Vector"])
+    crow_angle, naso_d, under_d = g.split(g.attribute("rf_lines").outputs["Vector"])
+
+    # Colour: base tone, regional flush, mottling, under-eye shadow.
+    broad = g.node("ShaderNodeTexNoise", Vector=p, Scale=14.0, Detail=1.0).outputs["Fac"]
+    flush_zone = g.sum(cheek, g.math("MULTIPLY", nose, 0.9), g.math("MULTIPLY", ear, 0.7))
+    flush_var = g.smooth(broad, 0.35, 0.65, 0.3, 1.0)
+    flush = g.math("MULTIPLY", g.math("MULTIPLY", flush_zone, v["flush"]), flush_var)
+    red = g.math("ADD", v["redness"], flush, clamp=True)
+    colour = g.mix("MULTIPLY", v["skin_rgb"], (1.0, 0.7, 0.68, 1.0), red)
+    mottle = g.node("ShaderNodeTexNoise", Vector=p, Scale=55.0, Detail=2.0, Roughness=0.6).outputs["Color"]
+    colour = g.mix("OVERLAY", colour, mottle, v["mottling"])
+    colour = g.mix("MULTIPLY", colour, (0.7, 0.56, 0.6, 1.0), g.math("MULTIPLY", under_zone, v["under_eye_dark"]))
+
+    # Spots: freckles (dense, small, on cheeks and nose), moles (rare, dark), blemishes (red).
+    # Each ends multiplied by its amount, so Cycles folds the whole branch away when it is 0.
+    def spots(scale, radius, amount, density, dimensions="3D"):
+        vor = g.node("ShaderNodeTexVoronoi", Vector=p, Scale=scale)
+        vor.voronoi_dimensions = dimensions  # 2D (frontal x, y) costs a third of 3D
+        spot = g.smooth(vor.outputs["Distance"], radius * 0.5, radius, 1.0, 0.0)
+        keep = g.math("LESS_THAN", vor.outputs["Color"], g.math("MULTIPLY", amount, density))
+        return g.math("MULTIPLY", g.math("MULTIPLY", spot, keep), amount)
+
+    freckle_zone = g.math("ADD", g.math("MULTIPLY", g.sum(cheek, nose), 1.5), 0.2, clamp=True)
+    freckles = g.math("MULTIPLY", spots(420.0, 0.42, v["freckles"], 0.8, "2D"),
+                      g.math("MULTIPLY", freckle_zone, g.smooth(broad, 0.3, 0.6, 0.4, 1.2)))
+    colour = g.mix("MULTIPLY", colour, (0.62, 0.42, 0.3, 1.0), freckles)
+    moles = spots(40.0, 0.07, v["moles"], 0.08)
+    colour = g.mix("MULTIPLY", colour, (0.3, 0.2, 0.16, 1.0), g.math("MINIMUM", g.math("MULTIPLY", moles, 4.0), 1.0))
+    blemishes = spots(110.0, 0.2, v["blemishes"], 0.12, "2D")
+    colour = g.mix("MULTIPLY", colour, (1.0, 0.55, 0.55, 1.0), blemishes)
+
+    # Wrinkles: forehead lines (horizontal waves), crow's feet (rays round the eye corner),
+    # nasolabial and under-eye creases (distance to a curve); each a groove in the bump.
+    fline = g.node("ShaderNodeTexWave", Vector=p, Scale=32.0, Distortion=3.0, Detail=0.0,
+                   **{"Detail Scale": 1.5})
+    fline.wave_type, fline.bands_direction = "BANDS", "Y"
+    along = g.node("ShaderNodeTexNoise", Vector=p, Scale=22.0, Detail=0.0).outputs["Fac"]
+    fore = g.math("MULTIPLY", g.smooth(fline.outputs["Fac"], 0.72, 1.0), g.math("MULTIPLY", forehead, v["wr_forehead"]))
+    fore = g.math("MULTIPLY", fore, g.smooth(along, 0.35, 0.65, 0.15, 1.0))
+    wobble = g.node("ShaderNodeTexNoise", Vector=p, Scale=90.0, Detail=0.0).outputs["Fac"]
+    ray = g.math("SINE", g.math("MULTIPLY_ADD", crow_angle, 16.0, g.math("MULTIPLY", wobble, 3.0)))
+    crows = g.math("MULTIPLY", g.smooth(ray, 0.55, 1.0), g.math("MULTIPLY", crow, v["wr_crows_feet"]))
+    naso = g.math("MULTIPLY", g.smooth(naso_d, 0.0, 0.003, 1.0, 0.0), v["wr_nasolabial"])
+    under = g.math("MULTIPLY", g.smooth(under_d, 0.0, 0.0022, 1.0, 0.0), v["wr_under_eye"])
+    bag = g.math("MULTIPLY", g.smooth(under_d, 0.0015, 0.006, 1.0, 0.0),
+                 g.math("MULTIPLY", under_zone, v["wr_under_eye"]))
+    crease = g.math("MINIMUM", g.sum(fore, crows, naso, under), 1.0)
+    colour = g.mix("MULTIPLY", colour, (0.72, 0.62, 0.6, 1.0), g.math("MULTIPLY", crease, 0.3))
+
+    # Brows: a soft darkening of the brow faces (the hairs themselves are separate curves).
+    colour = g.mix("MULTIPLY", colour, v["brow_tint"], g.math("MULTIPLY", g.math("MULTIPLY", brow, brow_in),
+                                                            v["brow_darkening"]))
+    # Lips and makeup.
+    colour = g.mix("MULTIPLY", colour, v["lip_rgb"], g.math("MULTIPLY", lip, 0.9))
+    colour = g.mix("MIX", colour, v["lipstick_rgb"], g.math("MULTIPLY", lip, v["lipstick"]))
+    colour = g.mix("MULTIPLY", colour, v["blush_rgb"], g.math("MULTIPLY", cheek, v["blush"]))
+    colour = g.mix("MIX", colour, v["eyeshadow_rgb"], g.math("MULTIPLY", eyelid, v["eyeshadow"]))
+    colour = g.mix("MIX", colour, v["eyeliner_rgb"], g.math("MULTIPLY", lash, v["eyeliner"]))
+
+    # Roughness: oilier T-zone, glossier lips (more so with lipstick), slow variation.
+    tzone = g.math("ADD", forehead, nose, clamp=True)
+    rough = g.math("SUBTRACT", v["roughness"], g.math("MULTIPLY", g.math("MULTIPLY", tzone, v["oiliness"]), 0.22))
+    rough = g.math("MULTIPLY_ADD", broad, 0.12, g.math("SUBTRACT", rough, 0.06))
+    lip_gloss = g.math("MULTIPLY", lip, g.math("MULTIPLY_ADD", v["lipstick"], 0.12, 0.1))
+    rough = g.math("SUBTRACT", rough, lip_gloss)
+    rough = g.math("MAXIMUM", rough, 0.15)
+
+    # One bump (Cycles evaluates its height graph three times): pores and skin grain, minus the
+    # wrinkle grooves, plus under-eye bags.
+    fine = g.node("ShaderNodeTexNoise", Vector=p, Scale=1600.0, Detail=0.0).outputs["Fac"]
+    grain = g.node("ShaderNodeTexNoise", Vector=p, Scale=320.0, Detail=1.0).outputs["Fac"]
+    pores = g.math("MULTIPLY", g.math("MULTIPLY_ADD", grain, 0.25, fine), g.math("MULTIPLY", v["pores"], 0.05))
+    height = g.sum(pores, g.math("MULTIPLY", bag, 0.6), g.math("MULTIPLY", crease, -1.0))
+    bump = g.node("ShaderNodeBump", Strength=1.0, Distance=0.0006, Height=height)
+    bsdf = g.node("ShaderNodeBsdfPrincipled", **{
+        "Base Color": colour, "Roughness": rough, "Normal": bump.outputs["Normal"],
+        "Subsurface Weight": 0.3, "Subsurface Scale": 0.004, "IOR": 1.4,
+        "Specular IOR Level": g.math("MULTIPLY_ADD", g.math("MULTIPLY", tzone, v["oiliness"]), 0.25, 0.5),
+        "Coat Weight": g.math("MULTIPLY", lip, 0.15), "Coat Roughness": 0.2})
     bsdf.subsurface_method = "BURLEY"
     bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
-    nodes.setdefault("skin_bsdf", []).append(bsdf)
-    tree.links.new(colour, bsdf.inputs["Base Color"])
-    tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    g.link(bsdf.outputs[0], gout.inputs["BSDF"])
+    return group
+
+
+def _skin_shader(tree, nodes: dict, kind: str):
+    """The shared skin group (see ``_skin_group``) with lip or brow extras on. Returns its output."""
+    if "skin_group" not in nodes:
+        nodes["skin_group"] = _skin_group(nodes)
+    group = nodes["skin_group"]
+    node = tree.nodes.new("ShaderNodeGroup")
+    node.node_tree = group
+    node.inputs["Lip"].default_value = float(kind == "lip")
+    node.inputs["Brow"].default_value = float(kind == "brow")
+    return node
+
+
+_CLOTH_PARAMS = {"cloth_rgb": (0.3, 0.3, 0.3), "cloth_rgb2": (0.5, 0.5, 0.5), "cloth_freq": 50.0,
+                 **{f"w_{name}": float(name == "solid") for name in CLOTHING_PATTERNS}}
+
+
+def _cloth_shader(tree, nodes: dict):
+    """Fabric: two colours mixed by a pattern (one-hot weights per CLOTHING_PATTERNS), a fine
+    weave and sheen. Patterns run on ``rf_rest`` (neutral head frame; y up), so they follow the body.
+    """
+    g = _Graph(tree)
+    prm = _params(tree, _CLOTH_PARAMS)
+    nodes["cloth"] = prm
+    v = {k: n.outputs[0] for k, n in prm.items()}
+    rest = g.attribute("rf_rest").outputs["Vector"]
+    p = g.node("ShaderNodeVectorMath", Vector=rest)
+    p.operation = "SCALE"
+    g.link(v["cloth_freq"], p.inputs["Scale"])
+    px, py, _ = g.split(p.outputs[0])
+    fx, fy = g.math("FRACT", px), g.math("FRACT", py)
+    stripes = g.smooth(fy, 0.55, 0.6)
+    checks = g.math("MULTIPLY", g.math("ADD", g.smooth(fx, 0.48, 0.52), g.smooth(fy, 0.48, 0.52)), 0.5)
+    dot_r = g.node("ShaderNodeCombineXYZ", X=g.math("SUBTRACT", fx, 0.5), Y=g.math("SUBTRACT", fy, 0.5))
+    dot_len = g.node("ShaderNodeVectorMath", Vector=dot_r.outputs[0])
+    dot_len.operation = "LENGTH"
+    dots = g.smooth(dot_len.outputs["Value"], 0.24, 0.2)
+    blobs = g.node("ShaderNodeTexNoise", Vector=p.outputs[0], Scale=0.6, Detail=3.0).outputs["Fac"]
+    prints = g.smooth(blobs, 0.48, 0.53)
+    rib = g.math("SINE", g.math("MULTIPLY", px, 25.0))
+    fac = g.sum(g.math("MULTIPLY", stripes, v["w_stripes"]), g.math("MULTIPLY", checks, v["w_checks"]),
+                g.math("MULTIPLY", dots, v["w_dots"]), g.math("MULTIPLY", prints, v["w_print"]),
+                g.math("MULTIPLY", g.math("MULTIPLY_ADD", rib, 0.1, 0.1), v["w_knit"]))
+    colour = g.mix("MIX", v["cloth_rgb"], v["cloth_rgb2"], fac)
+    weave = g.node("ShaderNodeTexNoise", Vector=rest, Scale=2500.0, Detail=0.0).outputs["Fac"]
+    height = g.math("MULTIPLY_ADD", g.math("MULTIPLY", rib, v["w_knit"]), 0.4, g.math("MULTIPLY", weave, 0.08))
+    knit = g.node("ShaderNodeBump", Strength=1.0, Distance=0.002, Height=height)
+    bsdf = g.node("ShaderNodeBsdfPrincipled", **{"Base Color": colour, "Roughness": 0.85, "Sheen Weight": 0.4,
+                                                  "Normal": knit.outputs["Normal"]})
+    nodes["cloth_bsdf"] = bsdf
     return bsdf
 
 
@@ -245,12 +446,7 @@ def _build_materials() -> tuple[dict, dict]:
             shader = _principled(tree, **{"Base Color": (0.75, 0.70, 0.58, 1), "Roughness": 0.2,
                                           "Subsurface Weight": 0.2, "Subsurface Scale": 0.001})
         else:  # cloth
-            shader = _principled(tree, Roughness=0.85, **{"Sheen Weight": 0.4})
-            nodes["cloth_bsdf"] = shader
-            weave = _node(tree, "ShaderNodeTexNoise", Scale=3000.0, Detail=1.0)
-            bump = _node(tree, "ShaderNodeBump", Strength=0.15)
-            tree.links.new(weave.outputs["Fac"], bump.inputs["Height"])
-            tree.links.new(bump.outputs["Normal"], shader.inputs["Normal"])
+            shader = _cloth_shader(tree, nodes)
         tree.links.new(shader.outputs[0], out.inputs["Surface"])
         materials[slot] = mat
     return materials, nodes
@@ -296,9 +492,42 @@ def _build_human_object(human_model, materials: dict):
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", _slot_of_face(human_model))
     mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    _write_appearance_attributes(mesh, human_model)
     obj = bpy.data.objects.new("rf_human", mesh)
     bpy.context.scene.collection.objects.link(obj)
     return obj
+
+
+def _write_appearance_attributes(mesh, human_model) -> None:
+    """Per-vertex skin-region maps (appearance.skin_region_maps) and, per face, a bit mask of the
+    clothing cuts (bit k: CLOTHING_CUTS[k] covers the face), all from the neutral mesh."""
+    from replicantface import regions
+
+    neutral = human_model.neutral
+    faces = human_model.faces
+    verts_head = labels.transform_points(np.linalg.inv(neutral.head_to_world), neutral.vertices)
+    n = len(verts_head)
+
+    def vertex_mask(face_mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(n, dtype=bool)
+        out[faces[face_mask].ravel()] = True
+        return out
+
+    cls = human_model.face_classes
+    brow_faces = np.isin(cls, [SegClass.RIGHT_BROW, SegClass.LEFT_BROW])
+    brow_inner = vertex_mask(brow_faces) & ~vertex_mask(~brow_faces)  # 0 on the brow's outline
+    maps = skin_region_maps(
+        verts_head, verts_head[human_model.landmark_indices],
+        vertex_mask(human_model.part_of_face == "head"), brow_inner,
+        vertex_mask(np.isin(cls, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])))
+    for name, values in maps.items():
+        attr = mesh.attributes.new(name, "FLOAT_VECTOR", "POINT")
+        attr.data.foreach_set("vector", values.ravel())
+    cuts = regions.clothing_cuts(human_model, neutral.vertices)
+    bits = np.zeros(len(faces), dtype=np.int32)
+    for k, name in enumerate(CLOTHING_CUTS):
+        bits |= cuts[name].astype(np.int32) << k
+    mesh.attributes.new("rf_clothing_cuts", "INT", "FACE").data.foreach_set("value", bits)
 
 
 def _build_teeth_object(material):
@@ -460,21 +689,90 @@ def apply_human(handles: SceneHandles, vertices: np.ndarray, teeth_verts: np.nda
 
 
 def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
+    """Write skin, eye, brow, makeup and clothing params into the materials and the top's cut.
+
+    Only node default values and face material indices change; nothing is rebuilt.
+    """
     nodes = handles.shader_nodes
-    for rgb in nodes["skin_rgb"]:
-        rgb.outputs[0].default_value = (*params.skin_rgb, 1.0)
-    for mix in nodes["redness"]:
-        mix.inputs["Factor"].default_value = params.redness
-    for bsdf in nodes["skin_bsdf"]:
-        bsdf.inputs["Roughness"].default_value = params.roughness
-    for rgb in nodes["brow_rgb"]:
-        rgb.outputs[0].default_value = (*params.brow_rgb, 1.0)
+    wrinkles = params.wrinkles or {}
+    makeup = params.makeup or {}
+    makeup_rgb = params.makeup_rgb or {}
+    brow = np.asarray(params.brow_rgb, dtype=float)
+    # Brow faces darken toward the hair colour, but never to the hair's own value.
+    brow_tint = 0.55 + 0.45 * brow / max(float(brow.max()), 0.05) * min(1.0, float(brow.max()) * 3.0)
+    skin = {
+        "skin_rgb": params.skin_rgb, "redness": params.redness, "flush": params.flush,
+        "mottling": params.mottling, "pores": params.pores, "roughness": params.roughness,
+        "oiliness": params.oiliness, "freckles": params.freckles, "moles": params.moles,
+        "blemishes": params.blemishes, "under_eye_dark": params.under_eye_dark,
+        "offset_x": params.detail_offset[0], "offset_y": params.detail_offset[1],
+        "offset_z": params.detail_offset[2], "lip_rgb": params.lip_rgb,
+        "brow_tint": tuple(np.clip(brow_tint, 0.0, 1.0)), "brow_darkening": params.brow_darkening,
+        **{f"wr_{name}": wrinkles.get(name, 0.0) for name in ("forehead", "crows_feet", "nasolabial", "under_eye")},
+        **{name: makeup.get(name, 0.0) for name in ("lipstick", "eyeshadow", "eyeliner", "blush")},
+        **{f"{name}_rgb": tuple(rgb) for name, rgb in makeup_rgb.items() if f"{name}_rgb" in nodes["skin"]},
+    }
+    _set_params(nodes["skin"], skin)
+    redness = float(np.clip(params.sclera_redness, 0.0, 1.0))
+    sclera = np.asarray(params.sclera_rgb) * (1.0 - redness * np.array([0.0, 0.25, 0.3]))
+    minor = params.iris_minor_rgb if any(params.iris_minor_rgb) else tuple(0.4 * c for c in params.iris_rgb)
+    eye = {
+        "IrisMajorColor": tuple(params.iris_rgb), "IrisMinorColor": tuple(minor),
+        "IrisSection4Color": tuple(0.3 * float(c) for c in minor), "IrisFeatureScale": params.iris_detail,
+        "IrisClockwiseMult": params.iris_swirl, "PupilSize": params.pupil_size,
+        "EyeWhiteColor": tuple(float(c) for c in sclera), "Clearcoat": 0.3 + 0.7 * params.eye_wetness,
+        "Clearcoat Roughness": 0.08 * (1.0 - params.eye_wetness),
+    }
     for side in "rl":
         group = nodes[f"iris_{side}"]
-        group.inputs["IrisMajorColor"].default_value = (*params.iris_rgb, 1.0)
-        minor = tuple(0.4 * c for c in params.iris_rgb)
-        group.inputs["IrisMinorColor"].default_value = (*minor, 1.0)
-    nodes["cloth_bsdf"].inputs["Base Color"].default_value = (*params.clothing_rgb, 1.0)
+        for name, value in eye.items():
+            _set_default(group.inputs[name], value)
+    cloth = {"cloth_rgb": params.clothing_rgb, "cloth_rgb2": params.clothing_rgb2,
+             "cloth_freq": 1.0 / max(params.clothing_scale_m, 1e-3),
+             **{f"w_{name}": float(name == params.clothing_pattern) for name in CLOTHING_PATTERNS}}
+    _set_params(nodes["cloth"], cloth)
+    _apply_clothing_cut(handles, params.clothing_cut)
+
+
+def _set_params(param_nodes: dict, values: dict) -> None:
+    for name, value in values.items():
+        _set_default(param_nodes[name].outputs[0], value)
+
+
+def _set_default(socket, value) -> None:
+    """Write a socket's default value only when it changes (each write costs a depsgraph update)."""
+    new = (*value, 1.0)[:4] if isinstance(value, tuple) and len(value) == 3 else value
+    old = socket.default_value
+    if isinstance(new, tuple):
+        if np.allclose(tuple(old), new, rtol=0.0, atol=1e-7):
+            return
+    elif abs(old - float(new)) <= 1e-7:
+        return
+    socket.default_value = new
+
+
+def _apply_clothing_cut(handles: SceneHandles, cut: str) -> None:
+    """Switch the faces of the top to ``cut`` (CLOTHING_CUTS) by their material index."""
+    state = handles.extras.setdefault("appearance", {})
+    mesh = handles.human.data
+    if "cut_slots" not in state:
+        n = len(mesh.polygons)
+        base = np.empty(n, dtype=np.int32)
+        mesh.polygons.foreach_get("material_index", base)
+        bits = np.empty(n, dtype=np.int32)
+        mesh.attributes["rf_clothing_cuts"].data.foreach_get("value", bits)
+        slots = list(_SLOTS)
+        clothing, neck = slots.index("clothing"), slots.index("neck")
+        bare = np.where(base == clothing, neck, base)  # what a face shows when no top covers it
+        state["cut_slots"] = {name: np.where((bits >> k) & 1, clothing, bare).astype(np.int32)
+                              for k, name in enumerate(CLOTHING_CUTS)}
+        state["cut"] = CLOTHING_CUTS[0]  # the build-time material indices
+    if cut not in state["cut_slots"]:
+        raise ValueError(f"clothing_cut {cut!r} is not one of {CLOTHING_CUTS}")
+    if state["cut"] != cut:
+        mesh.polygons.foreach_set("material_index", state["cut_slots"][cut])
+        mesh.update_tag()
+        state["cut"] = cut
 
 
 def apply_camera(handles: SceneHandles, camera_to_world: np.ndarray, params: CameraParams,

@@ -1,0 +1,171 @@
+"""Appearance sampling (pure), skin-region maps and clothing cuts, and their effect on renders."""
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+from matplotlib.path import Path as PolyPath
+
+from replicantface import labels, regions
+from replicantface.appearance import (
+    CLOTHING_CUTS,
+    CLOTHING_PATTERNS,
+    MAKEUP,
+    WRINKLES,
+    AppearanceConfig,
+    sample_appearance,
+    skin_region_maps,
+)
+from replicantface.classes import HEAD_CLASSES, SegClass
+from replicantface.pose import PoseParams
+
+
+def _draw(n, cfg=None, age=40.0, gender=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    cfg = cfg or AppearanceConfig()
+    return [sample_appearance(rng, cfg, age, gender) for _ in range(n)]
+
+
+def test_sampling_is_deterministic_and_json_serialisable():
+    a = _draw(20, seed=5)
+    b = _draw(20, seed=5)
+    assert [dataclasses.asdict(x) for x in a] == [dataclasses.asdict(x) for x in b]
+    assert dataclasses.asdict(a[0]) != dataclasses.asdict(_draw(1, seed=6)[0])
+    for p in a:
+        json.dumps(dataclasses.asdict(p))
+        assert set(p.wrinkles) == set(WRINKLES) and set(p.makeup) == set(MAKEUP)
+        assert p.clothing_cut in CLOTHING_CUTS and p.clothing_pattern in CLOTHING_PATTERNS
+        for rgb in (p.skin_rgb, p.iris_rgb, p.clothing_rgb, p.clothing_rgb2, p.lip_rgb, p.sclera_rgb):
+            assert len(rgb) == 3 and all(0.0 <= c <= 1.0 for c in rgb)
+
+
+def test_fitzpatrick_types_are_even_by_default():
+    types = np.array([int(np.clip(np.floor(p.fitzpatrick + 0.5), 1, 6)) for p in _draw(3000)])
+    share = np.bincount(types, minlength=7)[1:] / len(types)
+    assert np.all(np.abs(share - 1 / 6) < 0.035), share
+
+
+def test_freckle_and_makeup_rates_follow_config():
+    fair = dict(fitzpatrick_weights=(1, 0, 0, 0, 0, 0))
+    for prob in (0.0, 0.5, 1.0):
+        rate = np.mean([p.freckles > 0 for p in _draw(1500, AppearanceConfig(freckle_prob=prob, **fair))])
+        assert abs(rate - prob * 0.97) < 0.05, (prob, rate)
+    cfg = AppearanceConfig(makeup_prob=0.6, makeup_prob_male=0.1)
+    for gender, expected in ((0.0, 0.6), (1.0, 0.1), (0.5, 0.35)):
+        rate = np.mean([any(v > 0 for v in p.makeup.values()) for p in _draw(1500, cfg, gender=gender)])
+        assert abs(rate - expected) < 0.05, (gender, rate)
+    assert not any(any(p.makeup.values()) for p in _draw(300, AppearanceConfig(makeup_prob=0.0), gender=0.0))
+
+
+def test_choice_weights_and_age():
+    cut = AppearanceConfig(clothing_cut_weights=(0, 0, 0, 1, 0), clothing_pattern_weights=(0, 0, 1, 0, 0, 0))
+    assert {(p.clothing_cut, p.clothing_pattern) for p in _draw(50, cut)} == {("turtleneck", "checks")}
+    with pytest.raises(ValueError, match="weights"):
+        _draw(1, AppearanceConfig(clothing_cut_weights=(1, 1)))
+    young = np.mean([sum(p.wrinkles.values()) for p in _draw(300, age=22.0)])
+    old = np.mean([sum(p.wrinkles.values()) for p in _draw(300, age=75.0)])
+    assert old > young + 1.0, (young, old)
+    none = _draw(100, AppearanceConfig(wrinkle_scale=0.0), age=80.0)
+    assert all(v == 0.0 for p in none for v in p.wrinkles.values())
+
+
+@pytest.fixture(scope="module")
+def human(generator):
+    return generator.human
+
+
+def test_skin_region_maps_sit_on_the_face(human):
+    n = human.neutral
+    verts = labels.transform_points(np.linalg.inv(n.head_to_world), n.vertices)
+    lm = verts[human.landmark_indices]
+    head = np.zeros(len(verts), dtype=bool)
+    head[human.faces[human.part_of_face == "head"].ravel()] = True
+    none = np.zeros(len(verts), dtype=bool)
+    maps = skin_region_maps(verts, lm, head, none, none)
+    assert all(m.shape == (len(verts), 3) and m.dtype == np.float32 for m in maps.values())
+
+    def nearest(point):
+        return int(np.argmin(np.linalg.norm(np.where(head[:, None], verts, 1e3) - point, axis=1)))
+
+    forehead = nearest([0.0, lm[19, 1] + 0.035, lm[27, 2]])
+    chin = human.landmark_indices[8]
+    cheek = nearest(lm[[2, 31], :].mean(axis=0) + [0.0, 0.0, 0.01])
+    assert maps["rf_zone_b"][forehead, 0] > 0.8 and maps["rf_zone_b"][chin, 0] == 0.0
+    assert maps["rf_zone_a"][cheek, 0] > 0.3 and maps["rf_zone_a"][forehead, 0] == 0.0
+    assert not np.any(maps["rf_zone_b"][~head])
+
+
+def test_clothing_cuts_stay_below_the_neck(human):
+    verts = human.neutral.vertices
+    cuts = regions.clothing_cuts(human, verts)
+    assert list(cuts) == list(CLOTHING_CUTS)
+    assert np.array_equal(cuts["crew"], human.face_classes == SegClass.CLOTHING)
+    chin_z = verts[human.landmark_indices[8], 2]
+    jaw_angle_z = verts[human.landmark_indices[[4, 12]], 2].min()
+    sizes = {}
+    for name, cut in cuts.items():
+        # Only bare-neck faces switch; no head class, hand or ear is ever covered.
+        assert set(np.unique(human.face_classes[cut])) <= {SegClass.NECK, SegClass.CLOTHING}, name
+        assert not np.isin(human.part_of_face[cut], ["hand.L", "hand.R"]).any(), name
+        top = verts[human.faces[cut]][..., 2].max(axis=1)
+        front = verts[human.faces[cut]][..., 1].mean(axis=1) < verts[human.landmark_indices[8], 1] + 0.05
+        assert top[front].max() < chin_z, name  # under the chin at the front
+        assert top.max() < jaw_angle_z, name
+        sizes[name] = int(cut.sum())
+    assert sizes["turtleneck"] > sizes["crew"] > sizes["v_neck"] and sizes["crew"] > sizes["scoop"]
+
+
+def _frontal(generator, index, appearance):
+    """A frontal head-and-shoulders view of sample ``index`` with the given appearance."""
+    p = generator.params(4, index)
+    pose = PoseParams(head_yaw_deg=0.0, head_pitch_deg=0.0, head_roll_deg=0.0, camera_heading_deg=0.0,
+                      camera_pitch_deg=0.0)
+    cam = dataclasses.replace(p.camera, shift_x=0.0, shift_y=0.0, use_dof=False, face_fraction=0.35)
+    return dataclasses.replace(p, pose=pose, camera=cam, appearance=appearance)
+
+
+def test_appearance_changes_skin_pixels(generator):
+    light = AppearanceConfig(fitzpatrick_weights=(1, 0, 0, 0, 0, 0))
+    dark = AppearanceConfig(fitzpatrick_weights=(0, 0, 0, 0, 0, 1))
+    a = sample_appearance(np.random.default_rng(1), light, 30.0)
+    b = dataclasses.replace(sample_appearance(np.random.default_rng(2), dark, 70.0), clothing_cut=a.clothing_cut)
+    sa = generator._render_once(_frontal(generator, 0, a))
+    sb = generator._render_once(_frontal(generator, 0, b))
+    assert np.array_equal(sa.mask, sb.mask)
+    skin = sa.mask == SegClass.SKIN
+    assert skin.sum() > 500
+    diff = np.abs(sa.rgb[skin].astype(float).mean(axis=0) - sb.rgb[skin].astype(float).mean(axis=0))
+    assert diff.max() > 40.0, diff
+
+
+def test_every_cut_renders_clothing_below_the_jaw(generator):
+    base = sample_appearance(np.random.default_rng(3), AppearanceConfig(), 40.0)
+    for cut in CLOTHING_CUTS:
+        s = generator._render_once(_frontal(generator, 1, dataclasses.replace(base, clothing_cut=cut)))
+        cloth = s.mask == SegClass.CLOTHING
+        assert cloth.sum() > 200, cut
+        lm = s.labels["landmarks_2d"]
+        rows, cols = np.nonzero(cloth)
+        assert rows.min() > lm[[4, 12], 1].min(), cut
+        face = PolyPath(np.vstack([lm[0:17], lm[26:16:-1]]))
+        assert not face.contains_points(np.c_[cols + 0.5, rows + 0.5]).any(), cut
+        assert not np.isin(s.mask[cloth], [int(c) for c in HEAD_CLASSES]).any()
+    necks = {}
+    for cut in ("v_neck", "turtleneck"):
+        s = generator._render_once(_frontal(generator, 1, dataclasses.replace(base, clothing_cut=cut)))
+        necks[cut] = int((s.mask == SegClass.NECK).sum())
+    assert necks["turtleneck"] < necks["v_neck"]
+
+
+def test_apply_appearance_is_fast(generator):
+    from replicantface import scene
+
+    params = _draw(6, seed=9)
+    scene.apply_appearance(generator.handles, params[0])
+    t = time.perf_counter()
+    for p in params[1:]:
+        scene.apply_appearance(generator.handles, p)
+    per_call = (time.perf_counter() - t) / (len(params) - 1)
+    assert per_call < 0.05, per_call
