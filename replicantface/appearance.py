@@ -50,7 +50,8 @@ class AppearanceConfig:
     """Fitzpatrick types are sampled evenly by default; probabilities are per sample.
 
     makeup_prob is the rate for gender 0 (female), makeup_prob_male for gender 1; in between
-    it is interpolated. Weights follow CLOTHING_CUTS and CLOTHING_PATTERNS.
+    it is interpolated. freckle_prob is the rate on the lightest skin (type I); it falls
+    linearly to 40 % of that on type VI. Weights follow CLOTHING_CUTS and CLOTHING_PATTERNS.
     """
 
     fitzpatrick_weights: tuple = (1, 1, 1, 1, 1, 1)
@@ -62,6 +63,16 @@ class AppearanceConfig:
     wrinkle_scale: float = 1.0
     clothing_cut_weights: tuple = (1, 1, 1, 1, 1)
     clothing_pattern_weights: tuple = (3, 1, 1, 1, 1, 1)
+
+    def __post_init__(self) -> None:
+        for name, weights, options in (("fitzpatrick_weights", self.fitzpatrick_weights, range(6)),
+                                       ("clothing_cut_weights", self.clothing_cut_weights, CLOTHING_CUTS),
+                                       ("clothing_pattern_weights", self.clothing_pattern_weights,
+                                        CLOTHING_PATTERNS)):
+            w = np.asarray(weights, dtype=float)
+            if w.shape != (len(options),) or (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"{name} needs {len(options)} weights >= 0, not all 0, got "
+                                 f"{list(weights)}")
 
 
 @dataclass(frozen=True)

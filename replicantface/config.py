@@ -94,6 +94,8 @@ _RANGES = {
     "beard_prob_male": (0.0, 1.0), "bald_age_gain": (0.0, 10.0), "grey_age_start": (0.0, 120.0),
     "grey_age_full": (0.0, 120.0), "brow_grey_delay_years": (0.0, 60.0), "density_min": (0.1, 3.0),
     "density_max": (0.1, 3.0), "pattern_prob": (0.0, 1.0),
+    "freckle_prob": (0.0, 1.0), "mole_prob": (0.0, 1.0), "blemish_prob": (0.0, 1.0),
+    "makeup_prob": (0.0, 1.0), "makeup_prob_male": (0.0, 1.0), "wrinkle_scale": (0.0, 3.0),
 }
 # Tables of numbers (name -> value): the range of every value. Allowed names come from the
 # section's ``allowed_names(key)`` when it has one, else from the default table.

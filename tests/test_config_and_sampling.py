@@ -152,3 +152,19 @@ def test_masks_take_full_beards_off():
     mask = AccessoryParams((AccessoryChoice("mask_ffp2", (1, 1, 1), (1, 1, 1), "plain", 0.5),))
     assert compatible_hair(bearded, mask).beard == "stubble"
     assert compatible_hair(bearded, AccessoryParams()).beard == "full"
+
+
+def test_appearance_keys_in_toml(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[appearance]\nmakeup_prob = 0\nmakeup_prob_male = 0\nfreckle_prob = 1\n"
+                 "clothing_cut_weights = [0, 0, 0, 1, 0]\n")
+    cfg = config.load_config(f)
+    draws = [sample_params(2, i, cfg, LABELS, HDRIS).appearance for i in range(40)]
+    assert all(a.clothing_cut == "turtleneck" for a in draws)
+    assert not any(any(a.makeup.values()) for a in draws)
+    # freckle_prob is the rate on the lightest skin; type VI skin gets 40 % of it.
+    assert all(a.freckles > 0 for a in draws if a.fitzpatrick <= 1.2)
+    assert 0.4 <= np.mean([a.freckles > 0 for a in draws]) < 1.0
+    f.write_text("[appearance]\nclothing_cut_weights = [1, 2]\n")
+    with pytest.raises(config.ConfigError, match=r"\[appearance\]: .*clothing_cut_weights"):
+        config.load_config(f)
