@@ -1,4 +1,7 @@
-"""The only module that talks to bpy: build the scene once, apply params, render to numpy.
+"""The scene layer: build the scene once, apply params, render to numpy.
+
+scene_hair.py and scene_accessories.py add their objects to ``SceneHandles.extras``; the
+samplers, label maths, exporters and readers never touch bpy.
 
 Rendering: Cycles writes the beauty image (converted to AgX display space in the compositor)
 and the Material Index pass into one multilayer EXR in a private temp folder; ``render``
