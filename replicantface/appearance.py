@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from replicantface.labels import distance_to_polyline
+
 # Linear-RGB albedo anchors for Fitzpatrick types I..VI (measured skin reflectance, roughly).
 FITZPATRICK_ALBEDO = np.array(
     [
@@ -259,16 +261,6 @@ def _falloff(dist: np.ndarray, inner: float, outer: float) -> np.ndarray:
     return _smooth((outer - dist) / (outer - inner))
 
 
-def _seg_dist_2d(p: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """Distance of (N, 2) points to a 2D polyline (K, 2)."""
-    best = np.full(len(p), np.inf)
-    for a, b in zip(line[:-1], line[1:]):
-        ab = b - a
-        t = np.clip(((p - a) @ ab) / (ab @ ab), 0.0, 1.0)
-        best = np.minimum(best, np.linalg.norm(p - (a + t[:, None] * ab), axis=1))
-    return best
-
-
 def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex: np.ndarray,
                      brow_vertex: np.ndarray, ear_vertex: np.ndarray) -> dict:
     """Per-vertex maps that place wrinkles, redness and makeup on the skin.
@@ -311,24 +303,24 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
         # Nasolabial fold: from above the nose wing, past the mouth corner.
         fold = np.array([wing[:2] + [s * 0.006, 0.004], corner[:2] + [s * 0.008, -0.002],
                          corner[:2] + [s * 0.010, -0.014]])
-        naso = np.where(side, _seg_dist_2d(xy, fold), naso)
+        naso = np.where(side, distance_to_polyline(xy, fold), naso)
         # Under-eye crease: an arc ~8 mm below the lower lid.
         arc = lower[:, :2] + [0.0, -0.008]
         arc[0] += [s * 0.004, 0.003]
         arc[-1] += [-s * 0.001, 0.002]
-        under = np.where(side, _seg_dist_2d(xy, arc), under)
+        under = np.where(side, distance_to_polyline(xy, arc), under)
         below_lid = (y < np.interp(s * x, np.sort(s * lower[:, 0]), lower[np.argsort(s * lower[:, 0]), 1]))
-        under_zone = np.maximum(under_zone, _falloff(_seg_dist_2d(xy, lower[:, :2] + [0, -0.005]), 0.003, 0.012)
+        under_zone = np.maximum(under_zone, _falloff(distance_to_polyline(xy, lower[:, :2] + [0, -0.005]), 0.003, 0.012)
                                 * below_lid * side)
         # Eyelid (eyeshadow): above the upper lid up to below the brow; lash line along the lid.
         lid_top = np.interp(s * x, np.sort(s * upper[:, 0]), upper[np.argsort(s * upper[:, 0]), 1])
         above = y - lid_top
         eyelid = np.maximum(eyelid, _smooth(above / 0.002) * _falloff(above, 0.006, 0.013)
-                            * _falloff(_seg_dist_2d(xy, upper[:, :2]), 0.012, 0.02) * side)
+                            * _falloff(distance_to_polyline(xy, upper[:, :2]), 0.012, 0.02) * side)
         wing_line = np.vstack([upper[:, :2], outer[:2] + [s * 0.006, 0.003]])
-        lash = np.maximum(lash, _falloff(_seg_dist_2d(xy, wing_line), 0.0012, 0.003) * (above > -0.0015) * side)
+        lash = np.maximum(lash, _falloff(distance_to_polyline(xy, wing_line), 0.0012, 0.003) * (above > -0.0015) * side)
     nose_line = lm[[27, 28, 29, 30]][:, :2]
-    nose = _falloff(_seg_dist_2d(xy, nose_line), 0.006, 0.018) * (0.5 + 0.5 * _smooth((0.0 - y) / 0.04))
+    nose = _falloff(distance_to_polyline(xy, nose_line), 0.006, 0.018) * (0.5 + 0.5 * _smooth((0.0 - y) / 0.04))
     brow_top = lm[17:27, 1].max()
     forehead = (_smooth((y - brow_top - 0.008) / 0.012) * _falloff(y - brow_top, 0.045, 0.07)
                 * _falloff(np.abs(x), 0.035, 0.06))

@@ -141,3 +141,13 @@ def depth_centred_landmarks(landmarks_img: np.ndarray) -> np.ndarray:
     out = np.array(landmarks_img, dtype=np.float64, copy=True)
     out[:, 2] -= out[list(EYE_CORNERS_68), 2].mean()
     return out
+
+
+def distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """(N,) distance of points (N, D) to the polyline through line (K, D), any dimension D."""
+    best = np.full(len(points), np.inf)
+    for a, b in zip(line[:-1], line[1:]):
+        ab = b - a
+        t = np.clip(((points - a) @ ab) / (ab @ ab), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(points - (a + t[:, None] * ab), axis=1))
+    return best

@@ -13,6 +13,7 @@ from matplotlib.path import Path as PolyPath
 from PIL import Image
 
 from replicantface.classes import SegClass
+from replicantface.labels import distance_to_polyline
 
 BROW_HALF_WIDTH_M = 0.0055
 NOSE_TOP_HALF_WIDTH_M = 0.007
@@ -45,16 +46,6 @@ def _sample_uv(mask: np.ndarray, uv: np.ndarray) -> np.ndarray:
     cols = np.clip((uv[:, 0] * w).astype(int), 0, w - 1)
     rows = np.clip(((1.0 - uv[:, 1]) * h).astype(int), 0, h - 1)
     return mask[rows, cols]
-
-
-def _dist_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """Distance of (N, 3) points to a 3D polyline (K, 3)."""
-    best = np.full(len(points), np.inf)
-    for a, b in zip(line[:-1], line[1:]):
-        ab = b - a
-        t = np.clip(((points - a) @ ab) / (ab @ ab), 0.0, 1.0)
-        best = np.minimum(best, np.linalg.norm(points - (a + t[:, None] * ab), axis=1))
-    return best
 
 
 def _neck_weight(human) -> np.ndarray:
@@ -132,7 +123,7 @@ def _classes_without_top(human, verts: np.ndarray) -> np.ndarray:
 
     front = y < lm[36:48, 1].max() + 0.01
     for brow, brow_class in ((lm[17:22], SegClass.RIGHT_BROW), (lm[22:27], SegClass.LEFT_BROW)):
-        near = _dist_to_polyline(centres, brow) < BROW_HALF_WIDTH_M
+        near = distance_to_polyline(centres, brow) < BROW_HALF_WIDTH_M
         cls[head & near & front & (cls == SegClass.SKIN)] = brow_class
 
     return cls

@@ -477,10 +477,10 @@ def _slot_of_face(human_model) -> np.ndarray:
     return np.array([slot_names.index(n) for n in names], dtype=np.int32)
 
 
-def _build_human_object(human_model, materials: dict):
-    verts = human_model.neutral.vertices
-    faces = human_model.faces
-    mesh = bpy.data.meshes.new("rf_human")
+def write_triangles(mesh, verts: np.ndarray, faces: np.ndarray) -> None:
+    """Fill an empty mesh with triangles. verts: (V, 3) float metres; faces: (F, 3) int."""
+    verts = np.ascontiguousarray(verts, dtype=np.float32)
+    faces = np.ascontiguousarray(faces, dtype=np.int32)
     mesh.vertices.add(len(verts))
     mesh.loops.add(faces.size)
     mesh.polygons.add(len(faces))
@@ -488,6 +488,13 @@ def _build_human_object(human_model, materials: dict):
     mesh.loops.foreach_set("vertex_index", faces.ravel())
     mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
     mesh.update()
+
+
+def _build_human_object(human_model, materials: dict):
+    verts = human_model.neutral.vertices
+    faces = human_model.faces
+    mesh = bpy.data.meshes.new("rf_human")
+    write_triangles(mesh, verts, faces)
     mesh.validate()
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", human_model.face_uvs.reshape(-1).astype(np.float32))

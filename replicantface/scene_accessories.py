@@ -14,6 +14,7 @@ import bpy
 import numpy as np
 
 from replicantface.accessories import MATERIAL_KINDS, PATTERNS, AccessoryMesh
+from replicantface.scene import write_triangles
 
 _KEY = "accessories"
 CLEAR_LENS_GLARE = 0.35  # emission strength of the clear lenses' Fresnel sheen
@@ -172,15 +173,8 @@ def _object(handles, name: str):
 def _write_mesh(handles, obj, m: AccessoryMesh) -> None:
     mesh = obj.data
     mesh.clear_geometry()
-    verts = np.ascontiguousarray(m.vertices, dtype=np.float32)
-    faces = np.ascontiguousarray(m.faces, dtype=np.int32)
-    mesh.vertices.add(len(verts))
-    mesh.loops.add(faces.size)
-    mesh.polygons.add(len(faces))
-    mesh.vertices.foreach_set("co", verts.ravel())
-    mesh.loops.foreach_set("vertex_index", faces.ravel())
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    mesh.update()
+    faces = np.asarray(m.faces)
+    write_triangles(mesh, m.vertices, faces)
     mesh.materials.clear()
     for kind, seg_class, _ in m.materials:
         mesh.materials.append(_material(handles, kind, seg_class))

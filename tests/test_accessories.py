@@ -240,7 +240,6 @@ def test_hair_cover_leaves_room_under_headwear(generator, tables, extreme_heads)
 
 
 def _render_group(generator, tables, names, index, side=False):
-    from replicantface import scene_accessories
 
     p = generator.params(21, index)
     pose = PoseParams(head_yaw_deg=float((-1) ** index * 8.0), head_pitch_deg=-5.0, head_roll_deg=0.0,
@@ -254,7 +253,10 @@ def _render_group(generator, tables, names, index, side=False):
                                       acc.PATTERNS[index % 3], float(rng.random())) for n in names)
     params = acc.AccessoryParams(items)
     meshes = acc.build_accessories(params, verts, tables)
-    scene_accessories.apply_accessories(generator.handles, meshes, geo.head_to_world)
+    # Rendered through the generator's own path (it fits and applies the sample's accessories);
+    # bald, so no hair hides a small item.
+    p = dataclasses.replace(p, accessories=params,
+                            hair=dataclasses.replace(p.hair, style="bald", beard="none"))
     t0 = time.perf_counter()
     sample = generator._render_once(p)
     return sample, verts, meshes, time.perf_counter() - t0

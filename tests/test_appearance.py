@@ -9,6 +9,7 @@ import pytest
 from matplotlib.path import Path as PolyPath
 
 from replicantface import labels, regions
+from replicantface.accessories import AccessoryParams
 from replicantface.appearance import (
     CLOTHING_CUTS,
     CLOTHING_PATTERNS,
@@ -123,7 +124,9 @@ def _frontal(generator, index, appearance):
     pose = PoseParams(head_yaw_deg=0.0, head_pitch_deg=0.0, head_roll_deg=0.0, camera_heading_deg=0.0,
                       camera_pitch_deg=0.0)
     cam = dataclasses.replace(p.camera, shift_x=0.0, shift_y=0.0, use_dof=False, face_fraction=0.35)
-    return dataclasses.replace(p, pose=pose, camera=cam, appearance=appearance)
+    bald = dataclasses.replace(p.hair, style="bald", beard="none")
+    return dataclasses.replace(p, pose=pose, camera=cam, appearance=appearance, hair=bald,
+                               accessories=AccessoryParams())
 
 
 def test_appearance_changes_skin_pixels(generator):

@@ -9,6 +9,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from replicantface import hair, labels
+from replicantface.accessories import AccessoryParams
 from replicantface.classes import SegClass
 from replicantface.expression import ExpressionParams
 from replicantface.pose import PoseParams
@@ -159,9 +160,9 @@ def test_every_style_and_beard_renders_its_class(generator, tables):
             params = _frontal(generator, k)
             beard = beards[k % len(beards)] if k < 2 * len(beards) else "none"
             p = _params(style, beard, seed=k)
-            geo, verts = _head_verts(generator, params)
-            scene_hair.apply_hair(generator.handles, hair.hair_strands(p, verts, tables), p, geo.head_to_world)
-            mask = generator._render_once(params).mask
+            # Through the generator's own path: the sample's hair is fitted and applied per render.
+            params = dataclasses.replace(params, hair=p, accessories=AccessoryParams())
+            mask = generator.render(params).mask
             hair_px = int((mask == SegClass.HAIR).sum())
             if style == "bald":
                 assert hair_px == 0
