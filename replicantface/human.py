@@ -72,7 +72,6 @@ class HumanModel:
         from replicantface.quiet import quiet_fds
 
         self._torch = torch
-        torch.set_grad_enabled(False)
         print("building the anny model (cached in ~/.cache/anny; the first run takes ~2 min)",
               file=sys.stderr, flush=True)
         with quiet_fds(1, 2):  # Warp (anny's skinning) prints a banner when it starts
@@ -132,12 +131,13 @@ class HumanModel:
         for bone in EYE_BONES.values():
             deltas[bone] = _rigid(eye_world)
         pose = {k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in deltas.items()}
-        out = self.model(
-            pose_parameters=pose,
-            phenotype_kwargs=phenotypes,
-            local_changes_kwargs=local_changes,
-            facial_actions=expression,
-        )
+        with torch.no_grad():  # local: a training loop in the same process keeps its autograd
+            out = self.model(
+                pose_parameters=pose,
+                phenotype_kwargs=phenotypes,
+                local_changes_kwargs=local_changes,
+                facial_actions=expression,
+            )
         verts = out["vertices"][0].numpy().astype(np.float32)
         poses = out["bone_poses"][0].numpy().astype(np.float64)
         rest = out["rest_bone_poses"][0].numpy().astype(np.float64)

@@ -187,3 +187,11 @@ def test_purging_orphans_between_samples_keeps_the_scene_working(generator):
         scene.purge_orphans()
     s = generator.render(generator.params(17, 0))
     assert np.isin(s.mask, HEAD).any()
+
+
+def test_generator_leaves_autograd_on(generator):
+    """Training code in the same process (the baselines notebook) needs autograd."""
+    import torch
+
+    generator.render(generator.params(3, 0))
+    assert torch.is_grad_enabled()
