@@ -70,6 +70,16 @@ def _accessory_categories(names: list[str]) -> dict[str, str]:
     return {getattr(ACCESSORIES[n], "category", n): n for n in names if n in ACCESSORIES}
 
 
+def facing_yaw_deg(pitch: float, yaw: float, roll: float) -> float:
+    """|yaw| in degrees of the Euler triple with |pitch| <= 90.
+
+    AFLW angles keep yaw in [-90, 90] and let pitch and roll run to ±180, so a head seen from
+    behind can read yaw -46, pitch -170, roll 175; the same rotation with |pitch| <= 90 has
+    |yaw| = 180 - 46 = 134, which is what "|yaw| <= 60" must exclude.
+    """
+    return abs(yaw) if abs(pitch) <= 90.0 else 180.0 - abs(yaw)
+
+
 def angle_bin(angle_deg: float) -> str:
     """'0-30', '30-60' or '60-90' for |angle| in degrees."""
     a = abs(angle_deg)
@@ -190,14 +200,14 @@ def main() -> int:
         while len(rows) < args.count:
             params = gen.params(args.seed, index)
             index += 1
-            if abs(math.degrees(label_pose(params.pose)[1])) > args.max_yaw:
+            if facing_yaw_deg(*np.degrees(label_pose(params.pose))) > args.max_yaw:
                 skipped += 1
                 continue
             t_img = time.perf_counter()
             sample = gen.render(params)
             render_s = time.perf_counter() - t_img
             pitch, yaw, roll = np.degrees(sample.labels["pose_aflw"])
-            if abs(yaw) > args.max_yaw:  # the rendered label is the truth
+            if facing_yaw_deg(pitch, yaw, roll) > args.max_yaw:  # the rendered label is the truth
                 skipped += 1
                 continue
             face_box = [float(v) for v in sample.labels["bbox_face"]]

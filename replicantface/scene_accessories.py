@@ -17,7 +17,7 @@ from replicantface.accessories import MATERIAL_KINDS, PATTERNS, AccessoryMesh
 from replicantface.scene import write_triangles
 
 _KEY = "accessories"
-CLEAR_LENS_GLARE = 0.35  # emission strength of the clear lenses' Fresnel sheen
+CLEAR_LENS_GLARE = 0.06  # emission strength of the clear lenses' Fresnel sheen (more turns them milky in dim light)
 
 
 def _state(handles) -> dict:
