@@ -6,7 +6,7 @@ the sheet atomically. Categories:
 - ``random``: samples ``0..count-1`` of the seed, as a dataset would draw them;
 - ``hair``: every hairstyle, then every beard, on random identities;
 - ``accessories``: every accessory, on random identities;
-- ``skin``: Fitzpatrick types I-VI across ages, frontal.
+- ``skin``: Fitzpatrick types I-VI across, one face and light per row, rows older downward.
 """
 
 from __future__ import annotations
@@ -49,7 +49,11 @@ def gallery_items(gen, category: str, seed: int, count: int = 64) -> list[tuple[
             items.append((p, style))
         for k, beard in enumerate(b for b in hair.BEARDS if b != "none"):
             p = _showcase_pose(gen.params(seed, 1000 + k), k)
-            p = replace(p, hair=replace(p.hair, beard=beard), accessories=accessories.NONE)
+            # Beards are shown on men without makeup, as the sampler draws them.
+            man = replace(p.identity, gender=max(p.identity.gender, 0.85))
+            bare = replace(p.appearance, makeup={name: 0.0 for name in p.appearance.makeup or {}})
+            p = replace(p, identity=man, appearance=bare, hair=replace(p.hair, beard=beard),
+                        accessories=accessories.NONE)
             items.append((p, f"beard: {beard}"))
     elif category == "accessories":
         for k, name in enumerate(accessories.ACCESSORIES):
@@ -58,10 +62,11 @@ def gallery_items(gen, category: str, seed: int, count: int = 64) -> list[tuple[
             p = replace(p, accessories=accessories.wear(accessories.NONE, accessories.choice_for(name, rng)))
             items.append((p, name))
     else:
+        # A row is one face, pose and light in types I..VI; rows go up in age.
         ages = np.linspace(20.0, 75.0, max(1, count // 6))
         for k in range(count):
             fitz = 1.0 + (k % 6)
-            p = _showcase_pose(gen.params(seed, k), 0)
+            p = _showcase_pose(gen.params(seed, k // 6), 0)
             p = replace(p, pose=replace(p.pose, head_yaw_deg=0.0))
             ident = replace(p.identity, age_years=float(ages[(k // 6) % len(ages)]))
             app = replace(p.appearance, fitzpatrick=fitz,

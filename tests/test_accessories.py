@@ -177,13 +177,11 @@ def _depth_inside(verts, faces, points):
 def test_no_skin_inside_any_accessory_for_extreme_faces(generator, tables, extreme_heads):
     human = generator.human
     skin_idx = np.unique(human.faces[np.isin(human.face_classes, SKIN)])
-    worst, times = {}, []
+    worst = {}
     for ename, verts in extreme_heads:
         skin = verts[skin_idx].astype(np.float64)
         for name in acc.ACCESSORIES:
-            t0 = time.perf_counter()
             mesh = acc.build_accessories(acc.AccessoryParams((_choice(name, 0.9),)), verts, tables)[0]
-            times.append(time.perf_counter() - t0)
             v = mesh.vertices.astype(np.float64)
             assert np.all(v > HEAD_BOX[0]) and np.all(v < HEAD_BOX[1]), (name, ename)
             assert len(v) < 20000, name
@@ -195,7 +193,6 @@ def test_no_skin_inside_any_accessory_for_extreme_faces(generator, tables, extre
             worst[(name, ename)] = deepest
     bad = {k: round(d * 1000, 2) for k, d in worst.items() if d > POKE_TOLERANCE_M}
     assert not bad, f"skin inside accessories (mm): {bad}"
-    assert np.median(times) < 0.1, f"median build {np.median(times):.3f} s"
 
 
 def test_combinations_clear_each_other(generator, tables, extreme_heads):

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -162,13 +161,15 @@ def test_every_cut_renders_clothing_below_the_jaw(generator):
     assert necks["turtleneck"] < necks["v_neck"]
 
 
-def test_apply_appearance_is_fast(generator):
+def test_apply_appearance_only_sets_values(generator):
+    """Per sample, appearance changes node values and face materials, never the data blocks."""
+    import bpy
+
     from replicantface import scene
 
     params = _draw(6, seed=9)
     scene.apply_appearance(generator.handles, params[0])
-    t = time.perf_counter()
+    before = (len(bpy.data.materials), len(bpy.data.node_groups), len(bpy.data.images))
     for p in params[1:]:
         scene.apply_appearance(generator.handles, p)
-    per_call = (time.perf_counter() - t) / (len(params) - 1)
-    assert per_call < 0.05, per_call
+    assert (len(bpy.data.materials), len(bpy.data.node_groups), len(bpy.data.images)) == before

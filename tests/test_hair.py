@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -83,12 +82,9 @@ def test_strands_are_deterministic_fast_and_outside_the_skin(generator, tables):
     surface = np.einsum("fsk,fkd->fsd", w, tri).reshape(-1, 3)
     normal = np.repeat(hair._unit(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])), 20, axis=0)
     tree = cKDTree(surface)
-    worst = 0.0
     for style in hair.HAIRSTYLES[1:]:
         p = _params(style, "full")
-        t0 = time.perf_counter()
         out = hair.hair_strands(p, verts, tables)
-        worst = max(worst, time.perf_counter() - t0)
         again = hair.hair_strands(p, verts, tables)
         np.testing.assert_array_equal(out["hair"].points, again["hair"].points)
         for key in ("hair", "beard", "brow_r", "brow_l", "lash_r", "lash_l"):
@@ -101,7 +97,6 @@ def test_strands_are_deterministic_fast_and_outside_the_skin(generator, tables):
         signed = np.einsum("nd,nd->n", pts - surface[i], normal[i])
         assert np.mean((signed < -0.003) & (d < 0.02)) < 0.005, style  # deeper than 3 mm inside
         assert np.abs(pts).max() < 0.7
-    assert worst < 1.0  # ~0.1-0.3 s on a shared 2-core CPU
 
 
 def test_covered_hair_stays_under_the_headwear(generator, tables):
