@@ -168,3 +168,13 @@ def test_appearance_keys_in_toml(tmp_path):
     f.write_text("[appearance]\nclothing_cut_weights = [1, 2]\n")
     with pytest.raises(config.ConfigError, match=r"\[appearance\]: .*clothing_cut_weights"):
         config.load_config(f)
+
+
+def test_readme_config_example_loads(tmp_path):
+    """The appearance settings example in the README is a valid config."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.S).group(1)
+    f = tmp_path / "readme.toml"
+    f.write_text(block)
+    cfg = config.load_config(f)
+    assert cfg.accessories.weights == {"hood": 0.0} and len(cfg.hair.style_weights) == 12
