@@ -158,6 +158,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=200, help="samples within --max-yaw to render")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", default="default", help="randomization preset (default: default)")
     ap.add_argument("--start", type=int, default=0, help="first index tried")
     ap.add_argument("--quality", default="preview")
     ap.add_argument("--resolution", type=int, default=320)
@@ -188,7 +189,7 @@ def main() -> int:
     from replicantface.pose import label_pose
 
     t_setup = time.perf_counter()
-    gen = Generator(load_preset("default"), quality=args.quality, resolution=args.resolution,
+    gen = Generator(load_preset(args.preset), quality=args.quality, resolution=args.resolution,
                     use_gpu=not args.cpu)
     setup_s = time.perf_counter() - t_setup
     names = list(detectors)
