@@ -117,6 +117,7 @@ class AppearanceParams:
     sclera_redness: float = 0.1
     eye_wetness: float = 0.6
     brow_darkening: float = 0.3
+    lash_line: float = 0.6
     clothing_cut: str = "crew"
     clothing_pattern: str = "solid"
     clothing_rgb2: tuple = (0.5, 0.5, 0.5)
@@ -239,16 +240,31 @@ def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years
         sclera_rgb=_rgb(sclera),
         sclera_redness=float(rng.beta(1.2, 5.0)),
         eye_wetness=float(rng.uniform(0.4, 1.0)),
-        brow_darkening=float(rng.uniform(0.15, 0.4)),
+        brow_darkening=float(rng.uniform(0.5, 0.85)),
         clothing_cut=_choice(rng, CLOTHING_CUTS, cfg.clothing_cut_weights),
         clothing_pattern=_choice(rng, CLOTHING_PATTERNS, cfg.clothing_pattern_weights),
         clothing_rgb2=_rgb(clothing2),
         clothing_scale_m=float(rng.uniform(0.006, 0.04)),
+        lash_line=float(rng.uniform(0.45, 0.85)),
     )
 
 
 # ----------------------------------------------------------------------------------------------
 # Skin-region maps (per vertex, decided once on the neutral mesh)
+
+
+def brow_band(landmarks: np.ndarray, lift_m: float = 0.001) -> dict:
+    """Shape of the skin shader's brow band, from the neutral head's iBUG-68 landmarks
+    (head frame, metres): the centre line y = c0 + c1 |x| + c2 x^2 (a quadratic through both
+    brows' landmark lines, raised by ``lift_m``, since they run along the brow's lower half) and
+    the |x| of the brow's head (x0) and tail (x1). Evaluated per pixel on ``rf_rest``, so the band
+    is as sharp as the render, not the mesh.
+    """
+    brows = np.asarray(landmarks, dtype=float)[17:27]
+    ax = np.abs(brows[:, 0])
+    c2, c1, c0 = np.polyfit(ax, brows[:, 1] + lift_m, 2)
+    return {"brow_c0": float(c0), "brow_c1": float(c1), "brow_c2": float(c2),
+            "brow_x0": float(ax.min()), "brow_x1": float(ax.max())}
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -262,16 +278,17 @@ def _falloff(dist: np.ndarray, inner: float, outer: float) -> np.ndarray:
 
 
 def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex: np.ndarray,
-                     brow_vertex: np.ndarray, ear_vertex: np.ndarray) -> dict:
+                     ear_vertex: np.ndarray) -> dict:
     """Per-vertex maps that place wrinkles, redness and makeup on the skin.
 
     verts_head: (V, 3) neutral mesh in the head frame (metres; x subject's left, y up, z out);
-    landmarks: (68, 3) iBUG-68 in the same frame; head_vertex, brow_vertex, ear_vertex: (V,) bool.
+    landmarks: (68, 3) iBUG-68 in the same frame; head_vertex, ear_vertex: (V,) bool.
     Returns name -> (V, 3) float32, written as colour attributes on the mesh:
       rf_rest: the position itself (textures stay on the skin whatever the pose);
       rf_zone_a: (cheek, nose, ear) redness weights;
       rf_zone_b: (forehead, crow's-feet, under-eye) wrinkle weights;
-      rf_zone_c: (eyelid, lash line, brow interior) makeup and brow weights;
+      rf_zone_c: (eyelid, eyeliner line, natural lash line) weights: the eyeliner line runs past
+        the outer corner, the natural one follows the lid margins (lower lid at 0.45);
       rf_lines: (crow's-feet angle in rad, nasolabial distance, under-eye crease distance) in metres.
     """
     lm = landmarks
@@ -287,6 +304,8 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
     under_zone = np.zeros(n)
     eyelid = np.zeros(n)
     lash = np.zeros(n)
+    lash_upper = np.zeros(n)
+    lash_lower = np.zeros(n)
     for s in (-1.0, 1.0):  # -1: subject's right (landmarks 36-41, 31, 48), +1: left
         if s < 0:
             outer, upper, lower, wing, corner = lm[36], lm[36:40], lm[[36, 41, 40, 39]], lm[31], lm[48]
@@ -319,18 +338,22 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
                             * _falloff(distance_to_polyline(xy, upper[:, :2]), 0.012, 0.02) * side)
         wing_line = np.vstack([upper[:, :2], outer[:2] + [s * 0.006, 0.003]])
         lash = np.maximum(lash, _falloff(distance_to_polyline(xy, wing_line), 0.0012, 0.003) * (above > -0.0015) * side)
+        # Natural lash lines: the lid margins, darker on the upper lid.
+        lash_upper = np.maximum(lash_upper, _falloff(distance_to_polyline(xy, upper[:, :2]), 0.0008, 0.0026)
+                                * (above > -0.001) * side)
+        lash_lower = np.maximum(lash_lower, _falloff(distance_to_polyline(xy, lower[:, :2]), 0.0005, 0.0018)
+                                * below_lid * side)
     nose_line = lm[[27, 28, 29, 30]][:, :2]
     nose = _falloff(distance_to_polyline(xy, nose_line), 0.006, 0.018) * (0.5 + 0.5 * _smooth((0.0 - y) / 0.04))
     brow_top = lm[17:27, 1].max()
     forehead = (_smooth((y - brow_top - 0.008) / 0.012) * _falloff(y - brow_top, 0.045, 0.07)
                 * _falloff(np.abs(x), 0.035, 0.06))
     ear = ear_vertex.astype(float)
-    brow_inner = brow_vertex.astype(float)
     maps = {
         "rf_rest": verts_head,
         "rf_zone_a": np.c_[cheek * front, nose * front, ear],
         "rf_zone_b": np.c_[forehead * front, crow * front, under_zone * front],
-        "rf_zone_c": np.c_[eyelid * front, lash * front, brow_inner],
+        "rf_zone_c": np.c_[eyelid * front, lash * front, np.maximum(lash_upper, 0.45 * lash_lower) * front],
         "rf_lines": np.c_[crow_angle, naso + 0.05 * (1.0 - front), under + 0.05 * (1.0 - front)],
     }
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in maps.items()}

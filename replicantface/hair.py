@@ -953,6 +953,7 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
     return Strands(pts.astype(np.float32), radius.astype(np.float32)), cap
 
 
+_BROW_COUNT_SCALE = 1.8
 _BROW_SPECS = {
     # arch height (m), arch peak s, thickness medial / lateral (m), strand count, length (m)
     "straight": (0.0010, 0.6, 0.0085, 0.0050, 260, 0.0075),
@@ -972,7 +973,7 @@ def _brows(params: HairParams, verts, surf: _Surface, tables: HairTables, rng) -
         centre_v -= 0.0008  # the landmark line runs along the brow's lower half
         width = np.interp(s, [0.0, 0.25, 1.0], [w_med * 0.9, w_med, w_lat])
         cand = np.flatnonzero((np.abs(v - centre_v) < 0.5 * width) & (s > -0.02) & (s < 1.02))
-        n = min(int(count * (0.4 + 0.6 * params.brow_density)), len(cand))
+        n = min(int(_BROW_COUNT_SCALE * count * (0.4 + 0.6 * params.brow_density)), len(cand))
         idx = rng.choice(cand, size=n, replace=False)
         roots = pool.positions(verts, tables.faces, idx)
         _, nrm = surf.height(roots)
@@ -996,7 +997,7 @@ def _brows(params: HairParams, verts, surf: _Surface, tables: HairTables, rng) -
         t = np.linspace(0.0, 1.0, 5)[None, :, None]
         pts = roots[:, None] + t * ln[:, None, None] * d[:, None] - (t ** 2 * 0.3 * ln[:, None, None]) * nrm[:, None]
         pts[:, 1:] = _collide(pts[:, 1:], surf, 0.0004)
-        radius = 0.00006 * (1.0 - 0.6 * np.linspace(0, 1, 5))
+        radius = 0.000075 * (1.0 - 0.6 * np.linspace(0, 1, 5))
         out[key] = Strands(pts.astype(np.float32), radius.astype(np.float32))
     return out
 
@@ -1005,7 +1006,7 @@ def _lashes(params: HairParams, verts, normals, tables: HairTables, rng) -> dict
     out = {}
     for key, rims in tables.lids.items():
         strands = []
-        for lid, count, scale in (("upper", 60, 1.0), ("lower", 24, 0.45)):
+        for lid, count, scale in (("upper", 110, 1.0), ("lower", 40, 0.45)):
             chain, outward = rims[lid], rims[f"{lid}_out"]
             u = np.sort(rng.uniform(0.06, 0.97, count))
             pos = u * (len(chain) - 1)
@@ -1024,7 +1025,7 @@ def _lashes(params: HairParams, verts, normals, tables: HairTables, rng) -> dict
             d0 = _unit(nrm - 0.15 * away + 0.15 * lateral * u[:, None])
             curl = _unit(away + 0.2 * nrm)
             strands.append(root[:, None] + ln[:, None, None] * (t * d0[:, None] + 0.55 * t ** 2 * curl[:, None]))
-        radius = 0.00005 * (1.0 - 0.7 * np.linspace(0, 1, 5))
+        radius = 0.000065 * (1.0 - 0.7 * np.linspace(0, 1, 5))
         out[key] = Strands(np.concatenate(strands).astype(np.float32), radius.astype(np.float32))
     return out
 

@@ -26,6 +26,7 @@ from replicantface.appearance import (
     CLOTHING_CUTS,
     CLOTHING_PATTERNS,
     AppearanceParams,
+    brow_band,
     skin_region_maps,
 )
 from replicantface.camera import SENSOR_MM, CameraParams
@@ -96,6 +97,10 @@ def build_scene(human_model) -> SceneHandles:
 
     materials, shader_nodes = _build_materials()
     human = _build_human_object(human_model, materials)
+    neutral = human_model.neutral
+    landmarks = labels.transform_points(np.linalg.inv(neutral.head_to_world),
+                                        neutral.vertices[human_model.landmark_indices])
+    _set_params(shader_nodes["skin"], brow_band(landmarks))
     teeth = _build_teeth_object(materials["teeth"])
 
     cam_data = bpy.data.cameras.new("rf_camera")
@@ -252,9 +257,10 @@ def _params(tree, names: dict) -> dict:
 _SKIN_PARAMS = {
     "skin_rgb": (0.6, 0.41, 0.3), "redness": 0.1, "flush": 0.3, "mottling": 0.12, "pores": 0.5,
     "roughness": 0.45, "oiliness": 0.3, "freckles": 0.0, "moles": 0.0, "blemishes": 0.0,
-    "under_eye_dark": 0.2, "offset_x": 0.0, "offset_y": 0.0, "offset_z": 0.0,
+    "under_eye_dark": 0.2, "lash_line": 0.6, "offset_x": 0.0, "offset_y": 0.0, "offset_z": 0.0,
     "wr_forehead": 0.0, "wr_crows_feet": 0.0, "wr_nasolabial": 0.0, "wr_under_eye": 0.0,
     "lip_rgb": (0.8, 0.42, 0.42), "brow_tint": (0.6, 0.55, 0.5), "brow_darkening": 0.3,
+    "brow_c0": 0.02, "brow_c1": 0.0, "brow_c2": 0.0, "brow_x0": 0.01, "brow_x1": 0.06,
     "lipstick": 0.0, "lipstick_rgb": (0.45, 0.03, 0.05), "eyeshadow": 0.0,
     "eyeshadow_rgb": (0.2, 0.12, 0.08), "eyeliner": 0.0, "eyeliner_rgb": (0.015, 0.012, 0.012),
     "blush": 0.0, "blush_rgb": (0.75, 0.3, 0.3),
@@ -262,7 +268,7 @@ _SKIN_PARAMS = {
 
 
 def _skin_group(nodes: dict):
-    """One shader group for every skin-like slot; ``Lip`` and ``Brow`` (0/1) select the extras.
+    """One shader group for every skin-like slot; ``Lip`` (0/1) selects the lip extras.
 
     Textures run on the ``rf_rest`` attribute (neutral head-frame metres), so pores, freckles and
     wrinkles stay on the skin whatever the pose; regions come from the ``rf_zone_*`` / ``rf_lines``
@@ -270,13 +276,12 @@ def _skin_group(nodes: dict):
     write per parameter updates every skin material.
     """
     group = bpy.data.node_groups.new("rf_skin", "ShaderNodeTree")
-    for name in ("Lip", "Brow"):
-        group.interface.new_socket(name=name, in_out="INPUT", socket_type="NodeSocketFloat")
+    group.interface.new_socket(name="Lip", in_out="INPUT", socket_type="NodeSocketFloat")
     group.interface.new_socket(name="BSDF", in_out="OUTPUT", socket_type="NodeSocketShader")
     g = _Graph(group)
     gin = group.nodes.new("NodeGroupInput")
     gout = group.nodes.new("NodeGroupOutput")
-    lip, brow = gin.outputs["Lip"], gin.outputs["Brow"]
+    lip = gin.outputs["Lip"]
     prm = _params(group, _SKIN_PARAMS)
     v = {k: n.outputs[0] for k, n in prm.items()}
     nodes["skin"] = prm
@@ -287,7 +292,7 @@ def _skin_group(nodes: dict):
     g.link(offset, p.node.inputs[1])
     cheek, nose, ear = g.split(g.attribute("rf_zone_a").outputs["Vector"])
     forehead, crow, under_zone = g.split(g.attribute("rf_zone_b").outputs["Vector"])
-    eyelid, lash, brow_in = g.split(g.attribute("rf_zone_c").outputs["Vector"])
+    eyelid, lash, lash_natural = g.split(g.attribute("rf_zone_c").outputs["Vector"])
     crow_angle, naso_d, under_d = g.split(g.attribute("rf_lines").outputs["Vector"])
 
     # Colour: base tone, regional flush, mottling, under-eye shadow.
@@ -337,9 +342,22 @@ def _skin_group(nodes: dict):
     crease = g.math("MINIMUM", g.sum(fore, crows, naso, under), 1.0)
     colour = g.mix("MULTIPLY", colour, (0.72, 0.62, 0.6, 1.0), g.math("MULTIPLY", crease, 0.3))
 
-    # Brows: a soft darkening of the brow faces (the hairs themselves are separate curves).
-    colour = g.mix("MULTIPLY", colour, v["brow_tint"], g.math("MULTIPLY", g.math("MULTIPLY", brow, brow_in),
-                                                            v["brow_darkening"]))
+    # Brows: a soft darkening of a band along each brow (the hairs themselves are separate curves).
+    # The band's centre line is a quadratic in |x| (appearance.brow_band), evaluated per pixel;
+    # half-width 4.2 mm at the brow's head, 2.2 mm at its tail.
+    rx, ry, rz = g.split(rest)
+    ax = g.math("ABSOLUTE", rx)
+    centre = g.math("MULTIPLY_ADD", g.math("MULTIPLY_ADD", v["brow_c2"], ax, v["brow_c1"]), ax, v["brow_c0"])
+    along = g.node("ShaderNodeMapRange", Value=ax, **{"From Min": v["brow_x0"], "From Max": v["brow_x1"]})
+    half = g.math("MULTIPLY_ADD", along.outputs["Result"], -0.002, 0.0042)
+    across = g.math("DIVIDE", g.math("ABSOLUTE", g.math("SUBTRACT", ry, centre)), half)
+    band = g.smooth(across, 0.55, 1.0, 1.0, 0.0)
+    band = g.math("MULTIPLY", band, g.smooth(ax, g.math("SUBTRACT", v["brow_x0"], 0.004), v["brow_x0"]))
+    band = g.math("MULTIPLY", band, g.smooth(ax, v["brow_x1"], g.math("ADD", v["brow_x1"], 0.005), 1.0, 0.0))
+    band = g.math("MULTIPLY", band, g.smooth(rz, -0.01, 0.005))
+    colour = g.mix("MULTIPLY", colour, v["brow_tint"], g.math("MULTIPLY", band, v["brow_darkening"]))
+    # Lash lines: the lid margins read dark where the lashes root.
+    colour = g.mix("MULTIPLY", colour, (0.09, 0.07, 0.06, 1.0), g.math("MULTIPLY", lash_natural, v["lash_line"]))
     # Lips and makeup.
     colour = g.mix("MULTIPLY", colour, v["lip_rgb"], g.math("MULTIPLY", lip, 0.9))
     colour = g.mix("MIX", colour, v["lipstick_rgb"], g.math("MULTIPLY", lip, v["lipstick"]))
@@ -374,14 +392,13 @@ def _skin_group(nodes: dict):
 
 
 def _skin_shader(tree, nodes: dict, kind: str):
-    """The shared skin group (see ``_skin_group``) with lip or brow extras on. Returns its output."""
+    """The shared skin group (see ``_skin_group``) with the lip extras on for lips. Returns its output."""
     if "skin_group" not in nodes:
         nodes["skin_group"] = _skin_group(nodes)
     group = nodes["skin_group"]
     node = tree.nodes.new("ShaderNodeGroup")
     node.node_tree = group
     node.inputs["Lip"].default_value = float(kind == "lip")
-    node.inputs["Brow"].default_value = float(kind == "brow")
     return node
 
 
@@ -524,11 +541,9 @@ def _write_appearance_attributes(mesh, human_model) -> None:
         return out
 
     cls = human_model.face_classes
-    brow_faces = np.isin(cls, [SegClass.RIGHT_BROW, SegClass.LEFT_BROW])
-    brow_inner = vertex_mask(brow_faces) & ~vertex_mask(~brow_faces)  # 0 on the brow's outline
     maps = skin_region_maps(
         verts_head, verts_head[human_model.landmark_indices],
-        vertex_mask(human_model.part_of_face == "head"), brow_inner,
+        vertex_mask(human_model.part_of_face == "head"),
         vertex_mask(np.isin(cls, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])))
     for name, values in maps.items():
         attr = mesh.attributes.new(name, "FLOAT_VECTOR", "POINT")
@@ -655,6 +670,10 @@ def _build_world(scene):
     return world
 
 
+# Interior points of the display tone curve (x -> y, display values 0..1; the ends stay at 0 and 1).
+DISPLAY_S_CURVE = ((0.22, 0.17), (0.5, 0.5), (0.78, 0.83))
+
+
 def _build_compositor(scene, exr_dir: Path):
     tree = bpy.data.node_groups.new("rf_compositor", "CompositorNodeTree")
     scene.compositing_node_group = tree
@@ -671,8 +690,15 @@ def _build_compositor(scene, exr_dir: Path):
     out.file_name = "render"
     out.file_output_items.new("RGBA", "rgb")
     out.file_output_items.new("FLOAT", "seg")
+    # A camera-like S-curve on the display values: AgX alone is softer than a camera's JPEG.
+    curve = tree.nodes.new("CompositorNodeCurveRGB")
+    combined = curve.mapping.curves[3]
+    for x, y in DISPLAY_S_CURVE:
+        combined.points.new(x, y)
+    curve.mapping.update()
     tree.links.new(layers.outputs["Image"], to_display.inputs[0])
-    tree.links.new(to_display.outputs[0], out.inputs["rgb"])
+    tree.links.new(to_display.outputs[0], curve.inputs["Image"])
+    tree.links.new(curve.outputs[0], out.inputs["rgb"])
     tree.links.new(layers.outputs["Material Index"], out.inputs["seg"])
 
 
@@ -709,12 +735,13 @@ def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
     makeup_rgb = params.makeup_rgb or {}
     brow = np.asarray(params.brow_rgb, dtype=float)
     # Brow faces darken toward the hair colour, but never to the hair's own value.
-    brow_tint = 0.55 + 0.45 * brow / max(float(brow.max()), 0.05) * min(1.0, float(brow.max()) * 3.0)
+    brow_tint = 0.15 + 0.85 * brow / max(float(brow.max()), 0.05) * min(1.0, float(brow.max()) * 3.0)
     skin = {
         "skin_rgb": params.skin_rgb, "redness": params.redness, "flush": params.flush,
         "mottling": params.mottling, "pores": params.pores, "roughness": params.roughness,
         "oiliness": params.oiliness, "freckles": params.freckles, "moles": params.moles,
         "blemishes": params.blemishes, "under_eye_dark": params.under_eye_dark,
+        "lash_line": params.lash_line,
         "offset_x": params.detail_offset[0], "offset_y": params.detail_offset[1],
         "offset_z": params.detail_offset[2], "lip_rgb": params.lip_rgb,
         "brow_tint": tuple(np.clip(brow_tint, 0.0, 1.0)), "brow_darkening": params.brow_darkening,

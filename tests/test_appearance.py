@@ -83,7 +83,7 @@ def test_skin_region_maps_sit_on_the_face(human):
     head = np.zeros(len(verts), dtype=bool)
     head[human.faces[human.part_of_face == "head"].ravel()] = True
     none = np.zeros(len(verts), dtype=bool)
-    maps = skin_region_maps(verts, lm, head, none, none)
+    maps = skin_region_maps(verts, lm, head, none)
     assert all(m.shape == (len(verts), 3) and m.dtype == np.float32 for m in maps.values())
 
     def nearest(point):
