@@ -37,7 +37,13 @@ from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
 from replicantface.hair import HairParams, HairTables, hair_strands, melanin_rgb, sample_hair
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
-from replicantface.lighting import LightingParams, face_luminance, find_hdris, sample_lighting
+from replicantface.lighting import (
+    LightingParams,
+    exposure_ev,
+    face_luminance,
+    find_hdris,
+    sample_lighting,
+)
 from replicantface.pose import PoseParams, head_rotation_body, sample_pose
 from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
 
@@ -206,8 +212,9 @@ class Generator:
         s.apply_appearance(self.handles, params.appearance)
         worn = self._apply_worn(params, geo)
         s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
+        ev = exposure_ev(params.lighting, params.appearance.skin_rgb, self.cfg.lighting.exposure_max_ev)
         s.apply_lighting(self.handles, params.lighting, self._hdri_path(params.lighting.hdri),
-                         cam_to_world, target)
+                         cam_to_world, target, exposure_ev=ev)
         t1 = time.perf_counter()
         result = s.render(self.handles)
         t2 = time.perf_counter()

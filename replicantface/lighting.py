@@ -34,6 +34,9 @@ BACKDROP_PALETTES = (
     ((0.80, 0.80, 0.80), (0.30, 0.30, 0.30)),
 )
 EXTRA_LIGHT_KINDS = ("AREA", "SPOT", "POINT")
+# Share of the gap to the metering target that the face-priority exposure closes: 1 would make
+# every face equally bright whatever its skin tone; cameras leave dark skin darker than fair skin.
+FACE_METERING_WEIGHT = 0.7
 
 
 def builtin_hdris() -> list[Path]:
@@ -83,6 +86,9 @@ class LightingConfig:
     extra_light_prob: float = 0.05
     min_face_luminance: float = 35.0
     max_attempts: int = 3
+    face_exposure_min: float = 0.14
+    face_exposure_max: float = 0.3
+    exposure_max_ev: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,9 @@ class ExtraLight:
 @dataclass(frozen=True)
 class LightingParams:
     """hdri: file name; rotation about world Z in degrees; strength multiplies the normalised
-    lighting, background_strength what the camera sees of the map; tint multiplies both."""
+    lighting, background_strength what the camera sees of the map; tint multiplies both.
+    face_exposure: the linear face luminance the camera's face-priority metering aims at
+    (see ``exposure_ev``; 0 turns it off)."""
 
     hdri: str
     rotation_deg: float
@@ -122,6 +130,7 @@ class LightingParams:
     tint_rgb: tuple
     backdrop: Backdrop | None
     extra_light: ExtraLight | None
+    face_exposure: float = 0.0
 
 
 def background_settings(n_hdris: int) -> int:
@@ -162,7 +171,26 @@ def sample_lighting(rng: np.random.Generator, cfg: LightingConfig, hdri_names: l
         tint_rgb=tuple(float(t) for t in tint),
         backdrop=backdrop,
         extra_light=extra,
+        face_exposure=float(rng.uniform(cfg.face_exposure_min, cfg.face_exposure_max)),
     )
+
+
+def exposure_ev(params: LightingParams, skin_rgb, max_ev: float) -> float:
+    """Exposure correction in stops of a face-priority auto-exposure, as phones and cameras meter.
+
+    The face's linear luminance is predicted from the lighting alone (skin albedo x the
+    normalised environment luminance x strength x tint, as under an even sky), and the exposure
+    closes FACE_METERING_WEIGHT of the gap (in stops) to ``params.face_exposure``, within
+    ``±max_ev``: a fair face in strong light is not blown out, a dark face in dim light is
+    lifted, and skin tones stay apart. The real light on the face still varies with the map's
+    direction, which the prediction ignores, as a meter's error would.
+    """
+    if params.face_exposure <= 0.0:
+        return 0.0
+    albedo = float(np.asarray(skin_rgb, dtype=float) @ LUMINANCE_WEIGHTS)
+    predicted = albedo * TARGET_LUMINANCE * params.strength * float(np.mean(params.tint_rgb))
+    ev = FACE_METERING_WEIGHT * np.log2(params.face_exposure / max(predicted, 1e-6))
+    return float(np.clip(ev, -max_ev, max_ev))
 
 
 def face_luminance(rgb: np.ndarray, mask: np.ndarray, classes: tuple[int, ...]) -> float:

@@ -3,7 +3,8 @@
 scene_hair.py and scene_accessories.py add their objects to ``SceneHandles.extras``; the
 samplers, label maths, exporters and readers never touch bpy.
 
-Rendering: Cycles writes the beauty image (converted to AgX display space in the compositor)
+Rendering: Cycles writes the beauty image (converted to AgX display space and put through a
+gentle S-curve in the compositor)
 and the Material Index pass into one multilayer EXR in a private temp folder; ``render``
 reads both back as arrays. The index pass is not filtered, so every pixel gets exactly one
 class id (the material's ``pass_index``).
@@ -841,11 +842,13 @@ def _load_hdri(handles: SceneHandles, path: Path):
 
 
 def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Path,
-                   camera_to_world: np.ndarray, head_centre: np.ndarray) -> None:
-    """HDRI (normalised), tint, backdrop wall and extra light.
+                   camera_to_world: np.ndarray, head_centre: np.ndarray, exposure_ev: float = 0.0) -> None:
+    """HDRI (normalised), tint, backdrop wall, extra light and the camera's exposure.
 
-    camera_to_world: (4, 4) Blender camera pose; head_centre: (3,) world metres.
+    camera_to_world: (4, 4) Blender camera pose; head_centre: (3,) world metres; exposure_ev:
+    stops added by the camera (lighting.exposure_ev), applied as Cycles' film exposure.
     """
+    handles.scene.cycles.film_exposure = float(2.0 ** exposure_ev)
     tree = handles.world.node_tree
     env = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
     image, gain = _load_hdri(handles, hdri_path)

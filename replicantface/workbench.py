@@ -308,6 +308,8 @@ def build_controls(hdri_names: list[str]) -> dict[str, Control]:
         lo=0, hi=4, step=0.05)
     add("background_strength", "lighting", "background strength", "float",
         _section("lighting", "background_strength"), lo=0, hi=4, step=0.05)
+    add("face_exposure", "lighting", "face exposure", "float", _section("lighting", "face_exposure"),
+        lo=0, hi=1, step=0.01, note="face-priority metering target, linear; 0 turns it off")
     add("extra_light", "lighting", "extra light", "choice",
         (lambda p: "none" if p.lighting.extra_light is None else p.lighting.extra_light.kind,
          _put_extra_light_kind), options=("none", *EXTRA_LIGHT_KINDS))

@@ -173,3 +173,38 @@ def test_apply_appearance_only_sets_values(generator):
     for p in params[1:]:
         scene.apply_appearance(generator.handles, p)
     assert (len(bpy.data.materials), len(bpy.data.node_groups), len(bpy.data.images)) == before
+
+
+def test_brow_band_and_lash_lines_darken_brows_and_lid_margins(generator):
+    """Turning the brow band or the natural lash lines on darkens pixels at the brows or along
+    the lid margins, as the landmarks place them in the rendered image, and nowhere else."""
+    base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
+    base = dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}, brow_rgb=(0.01, 0.008, 0.006),
+                               brow_darkening=0.0, lash_line=0.0)
+
+    def render(**changes):
+        p = _frontal(generator, 2, dataclasses.replace(base, **changes))
+        p = dataclasses.replace(p, camera=dataclasses.replace(p.camera, face_fraction=0.9))
+        s = generator._render_once(p)
+        return s.rgb.astype(float).mean(axis=2), s.labels["landmarks_2d"]
+
+    plain, lm = render()
+    brow, _ = render(brow_darkening=1.0)
+    lash, _ = render(lash_line=1.0)
+    eye_w = np.linalg.norm(lm[39] - lm[36])
+    for changed, name in ((plain - brow > 12.0, "brow"), (plain - lash > 12.0, "lash")):
+        rows, cols = np.nonzero(changed)
+        assert len(rows) > 15, name
+        pts = np.c_[cols + 0.5, rows + 0.5]
+        if name == "brow":
+            ref = np.vstack([lm[17:27], lm[17:27] - [0.0, 0.25 * eye_w]])  # the brow's lower half and above
+        else:
+            ref = lm[36:48]
+        d = np.linalg.norm(pts[:, None] - ref[None], axis=2).min(axis=1)
+        assert np.quantile(d, 0.9) < 0.35 * eye_w, (name, np.quantile(d, 0.9), eye_w)
+        # Both sides of the face.
+        mid = lm[27, 0]
+        assert (pts[:, 0] < mid).sum() > 5 and (pts[:, 0] > mid).sum() > 5, name
+    # The brow band sits above the upper lids, the lash lines at the eyes.
+    assert np.nonzero(plain - brow > 12.0)[0].mean() < lm[[37, 38, 43, 44], 1].min()
+    assert abs(np.nonzero(plain - lash > 12.0)[0].mean() - lm[36:48, 1].mean()) < 0.3 * eye_w
