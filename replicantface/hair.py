@@ -296,6 +296,7 @@ _HAIRLINE_Y = np.array([0.071, 0.069, 0.064, 0.052, 0.036, 0.018, -0.012, -0.016
 _RECESSION_W = np.array([0.6, 0.9, 1.0, 1.0, 0.8, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
 _RECESSION_M = 0.035
 _EAR_MARGIN_M = 0.007
+_SHAVED_SHADOW = 0.45  # coverage of a shaved scalp's shadow at melanin 1 (must stay < 0.5)
 
 
 class HairTables:
@@ -730,7 +731,7 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
                    cover: HeadCover | None) -> tuple[Strands | None, CapMesh | None]:
     style = _STYLES.get(params.style)
     if style is None:
-        return None, None
+        return None, (_shaved_shadow(params, verts, normals, tables) if params.style == "bald" else None)
     pool = tables.scalp
     az = tables.scalp_azimuth
     active = np.flatnonzero(pool.neutral[:, 1] > _hairline_y(az, params.recession, params.style))
@@ -876,6 +877,17 @@ def _scalp_cap(params: HairParams, verts, normals, tables: HairTables) -> CapMes
     if not len(faces):
         return None
     return _cap_from_faces(verts, normals, faces, cover)
+
+
+def _shaved_shadow(params: HairParams, verts, normals, tables: HairTables) -> CapMesh | None:
+    """A shaved scalp still shows the hair under the skin: a faint hair-coloured cap over the
+    hair area (darker hair, stronger shadow; none once grey). Its coverage stays below Cycles'
+    pass alpha threshold (0.5), so the scalp is still SKIN in the mask."""
+    amount = _SHAVED_SHADOW * params.melanin * (1.0 - params.grey)
+    cap = _scalp_cap(params, verts, normals, tables) if amount >= 0.02 else None
+    if cap is None:
+        return None
+    return dataclasses.replace(cap, coverage=(cap.coverage * amount).astype(np.float32))
 
 
 # ----------------------------------------------------------------------------------------------

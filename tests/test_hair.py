@@ -169,3 +169,24 @@ def test_every_style_and_beard_renders_its_class(generator, tables):
             assert (mask == SegClass.RIGHT_BROW).sum() > 10 and (mask == SegClass.LEFT_BROW).sum() > 10
     finally:
         scene_hair.hide_hair(generator.handles)
+
+
+def test_a_shaved_scalp_shows_a_faint_shadow_that_keeps_it_skin(generator, tables):
+    _, verts = _head_verts(generator, generator.params(2, 3))
+    caps = {}
+    for name, melanin, grey in (("dark", 0.95, 0.0), ("fair", 0.3, 0.0), ("grey", 0.95, 1.0)):
+        out = hair.hair_strands(_params("bald", melanin=melanin, grey=grey), verts, tables)
+        assert "hair" not in out
+        caps[name] = out.get("hair_cap")
+    assert caps["grey"] is None
+    dark, fair = caps["dark"].coverage, caps["fair"].coverage
+    # Below Cycles' pass alpha threshold (the mask keeps SKIN; the render test checks the pixels),
+    # and stronger for darker hair.
+    assert 0.3 < dark.max() < 0.5 and fair.max() < dark.max()
+    # On the scalp, not on the face: below the brows only behind the face's side edge or at the
+    # sides (sideburns).
+    shadow = caps["dark"].vertices[caps["dark"].coverage > 0.2]
+    lm = verts[tables.landmark_indices]
+    front = (shadow[:, 1] < lm[19, 1]) & (shadow[:, 2] > lm[0, 2])
+    assert shadow[:, 1].max() > lm[19, 1] + 0.08
+    assert (np.abs(shadow[front, 0]) > 0.85 * abs(lm[0, 0])).all()

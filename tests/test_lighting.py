@@ -65,3 +65,48 @@ def test_too_dark_samples_are_relit(generator):
     assert int(s.labels["lighting_attempt"]) == 2 and s.params.lighting_attempt == 2
     ok = generator.render(generator.params(3, 5))
     assert int(ok.labels["lighting_attempt"]) == 0 and ok.labels["face_luminance"] > 35
+
+
+def _light(strength, face_exposure, tint=(1.0, 1.0, 1.0)):
+    return lighting.LightingParams(hdri="x.exr", rotation_deg=0.0, strength=strength, background_strength=1.0,
+                                   tint_rgb=tint, backdrop=None, extra_light=None, face_exposure=face_exposure)
+
+
+def test_face_exposure_tames_bright_faces_lifts_dark_ones_and_keeps_tones_apart():
+    fair, dark = (0.80, 0.62, 0.53), (0.14, 0.08, 0.05)
+    ev_fair = lighting.exposure_ev(_light(1.5, 0.2), fair, 1.5)
+    ev_dark = lighting.exposure_ev(_light(0.7, 0.2), dark, 1.5)
+    assert ev_fair < -0.5 and ev_dark > 0.5
+    # Off, and clipped.
+    assert lighting.exposure_ev(_light(1.5, 0.0), fair, 1.5) == 0.0
+    assert lighting.exposure_ev(_light(0.01, 0.3), dark, 1.5) == 1.5
+    assert lighting.exposure_ev(_light(0.01, 0.3), dark, 0.5) == 0.5
+    # After metering, fair skin under the same light is still brighter than dark skin...
+    albedo = {k: np.dot(v, lighting.LUMINANCE_WEIGHTS) for k, v in (("fair", fair), ("dark", dark))}
+    seen = {k: a * 2.0 ** lighting.exposure_ev(_light(1.0, 0.2), rgb, 3.0)
+            for (k, a), rgb in zip(albedo.items(), (fair, dark))}
+    assert seen["fair"] > seen["dark"]
+    # ...but much closer than before (the meter closes FACE_METERING_WEIGHT of the gap in stops).
+    gap_before = np.log2(albedo["fair"] / albedo["dark"])
+    gap_after = np.log2(seen["fair"] / seen["dark"])
+    assert gap_after == pytest.approx((1.0 - lighting.FACE_METERING_WEIGHT) * gap_before)
+    # Brighter light or tint: less exposure.
+    assert lighting.exposure_ev(_light(1.2, 0.2, (1.05, 1.05, 1.05)), fair, 3.0) < \
+        lighting.exposure_ev(_light(1.2, 0.2), fair, 3.0)
+
+
+def test_sampled_face_exposure_follows_config():
+    cfg = lighting.LightingConfig(face_exposure_min=0.2, face_exposure_max=0.25)
+    rng = np.random.default_rng(0)
+    values = [lighting.sample_lighting(rng, cfg, ["a.exr"]).face_exposure for _ in range(200)]
+    assert 0.2 <= min(values) and max(values) <= 0.25 and np.std(values) > 0.01
+
+
+def test_face_exposure_brightens_the_rendered_face(generator):
+    """Against pixels: a higher metering target gives a brighter face, background and all."""
+    p = generator.params(3, 6)
+    lum = []
+    for target in (0.08, 0.32):
+        q = dataclasses.replace(p, lighting=dataclasses.replace(p.lighting, face_exposure=target))
+        lum.append(float(generator._render_once(q).labels["face_luminance"]))
+    assert lum[1] > lum[0] + 25.0, lum

@@ -118,7 +118,7 @@ def test_set_checks_names_and_ranges(wb):
 def test_controls_cover_the_issue(wb):
     names = set(wb.controls)
     assert {"yaw", "pitch", "roll", "distance_m", "focal_mm", "gaze_yaw", "gaze_pitch", "identity_seed",
-            "gender", "age_years", "hdri", "hdri_rotation", "light_strength", "extra_light",
+            "gender", "age_years", "hdri", "hdri_rotation", "light_strength", "face_exposure", "extra_light",
             "hair_style", "hair_colour"} <= names
     assert set(FACIAL_ACTIONS) <= names and len(FACIAL_ACTIONS) == 52
     regions = {wb.controls[a].group for a in FACIAL_ACTIONS}
