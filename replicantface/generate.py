@@ -210,6 +210,7 @@ class Generator:
         s = self._scene
         s.apply_human(self.handles, geo.vertices, teeth_v, teeth_f)
         s.apply_appearance(self.handles, params.appearance)
+        s.apply_top(self.handles, geo.vertices, params.appearance.clothing_cut)
         worn = self._apply_worn(params, geo)
         s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
         ev = exposure_ev(params.lighting, params.appearance.skin_rgb, self.cfg.lighting.exposure_max_ev)

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from replicantface.classes import SegClass
+from replicantface.labels import vertex_normals
 
 HAIRSTYLES = ("bald", "buzz", "short", "side_part", "curly", "long_straight", "ponytail",
               "double_tail", "bun", "bob", "fringe", "afro")
@@ -50,7 +51,7 @@ _STYLE_WEIGHTS_FEMALE = (0.1, 0.3, 0.6, 0.6, 1.0, 2.0, 1.5, 0.5, 1.0, 1.5, 1.2, 
 _STYLE_WEIGHTS_MALE = (1.0, 1.5, 2.5, 2.0, 0.6, 0.3, 0.2, 0.02, 0.15, 0.2, 0.4, 0.4)
 _BEARD_WEIGHTS = (0.0, 2.0, 0.7, 1.0, 0.6, 1.5)  # BEARDS order; "none" comes from the probability
 
-_CLASS = {"hair": SegClass.HAIR, "hair_cap": SegClass.HAIR, "beard": SegClass.BEARD,
+_CLASS = {"hair": SegClass.HAIR, "hair_cap": SegClass.HAIR, "scalp_shadow": SegClass.SKIN, "beard": SegClass.BEARD,
           "beard_cap": SegClass.BEARD, "brow_r": SegClass.RIGHT_BROW, "brow_l": SegClass.LEFT_BROW,
           "lash_r": SegClass.RIGHT_EYE, "lash_l": SegClass.LEFT_EYE}
 
@@ -272,16 +273,6 @@ class _Pool:
         return np.einsum("nk,nkd->nd", self.bary[idx], tri)
 
 
-def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = verts[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n = np.zeros_like(verts, dtype=np.float64)
-    for k in range(3):
-        for d in range(3):
-            n[:, d] += np.bincount(faces[:, k], weights=fn[:, d], minlength=len(verts))
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-
-
 def _azimuth_deg(p: np.ndarray, z_centre: float) -> np.ndarray:
     """|angle| about the head's vertical axis, 0 at the face, 180 at the back (degrees)."""
     return np.degrees(np.abs(np.arctan2(p[:, 0], p[:, 2] - z_centre)))
@@ -296,7 +287,7 @@ _HAIRLINE_Y = np.array([0.071, 0.069, 0.064, 0.052, 0.036, 0.018, -0.012, -0.016
 _RECESSION_W = np.array([0.6, 0.9, 1.0, 1.0, 0.8, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
 _RECESSION_M = 0.035
 _EAR_MARGIN_M = 0.007
-_SHAVED_SHADOW = 0.45  # coverage of a shaved scalp's shadow at melanin 1 (must stay < 0.5)
+_SHAVED_SHADOW = 0.45  # coverage of a shaved scalp's shadow at melanin 1 (stays < 0.5)
 
 
 class HairTables:
@@ -731,7 +722,7 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
                    cover: HeadCover | None) -> tuple[Strands | None, CapMesh | None]:
     style = _STYLES.get(params.style)
     if style is None:
-        return None, (_shaved_shadow(params, verts, normals, tables) if params.style == "bald" else None)
+        return None, None
     pool = tables.scalp
     az = tables.scalp_azimuth
     active = np.flatnonzero(pool.neutral[:, 1] > _hairline_y(az, params.recession, params.style))
@@ -881,8 +872,8 @@ def _scalp_cap(params: HairParams, verts, normals, tables: HairTables) -> CapMes
 
 def _shaved_shadow(params: HairParams, verts, normals, tables: HairTables) -> CapMesh | None:
     """A shaved scalp still shows the hair under the skin: a faint hair-coloured cap over the
-    hair area (darker hair, stronger shadow; none once grey). Its coverage stays below Cycles'
-    pass alpha threshold (0.5), so the scalp is still SKIN in the mask."""
+    hair area (darker hair, stronger shadow; none once grey). Its class is SKIN, and its
+    coverage stays below Cycles' pass alpha threshold (0.5), so the skin under it writes the mask."""
     amount = _SHAVED_SHADOW * params.melanin * (1.0 - params.grey)
     cap = _scalp_cap(params, verts, normals, tables) if amount >= 0.02 else None
     if cap is None:
@@ -1075,19 +1066,22 @@ def hair_strands(params: HairParams, verts_head: np.ndarray, tables: HairTables,
 
     verts_head: (V, 3) the sample's posed mesh in its head frame (metres).
     Returns kind -> Strands for "hair", "beard", "brow_r", "brow_l", "lash_r", "lash_l" and
-    kind -> CapMesh for "hair_cap", "beard_cap"; a missing key means nothing of that kind.
+    kind -> CapMesh for "hair_cap", "scalp_shadow" (a bald head's), "beard_cap"; a missing key
+    means nothing of that kind.
     With a cover, hair above its plane stays within cover.max_offset_m of the scalp.
     """
     rng = np.random.default_rng(params.strand_seed)
     seeds = rng.integers(0, 2**31 - 1, size=4)
     verts = np.asarray(verts_head, dtype=np.float64)
-    normals = _vertex_normals(verts, tables.faces)
+    normals = vertex_normals(verts, tables.faces)
     coll = tables.collision_verts
     surf = _Surface(verts[coll], normals[coll])
     out: dict = {}
     hair, cap = _scalp_strands(params, verts, normals, tables, surf, np.random.default_rng(seeds[0]), cover)
+    shadow = _shaved_shadow(params, verts, normals, tables) if params.style == "bald" else None
     beard, beard_cap = _beard(params, verts, normals, tables, surf, np.random.default_rng(seeds[1]))
-    for key, item in (("hair", hair), ("hair_cap", cap), ("beard", beard), ("beard_cap", beard_cap)):
+    for key, item in (("hair", hair), ("hair_cap", cap), ("scalp_shadow", shadow), ("beard", beard),
+                      ("beard_cap", beard_cap)):
         if item is not None:
             out[key] = item
     out.update(_brows(params, verts, surf, tables, np.random.default_rng(seeds[2])))

@@ -151,3 +151,14 @@ def distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
         t = np.clip(((points - a) @ ab) / (ab @ ab), 0.0, 1.0)
         best = np.minimum(best, np.linalg.norm(points - (a + t[:, None] * ab), axis=1))
     return best
+
+
+def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) unit area-weighted vertex normals of a triangle mesh (outward for CCW faces)."""
+    tri = verts[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n = np.zeros_like(verts, dtype=np.float64)
+    for k in range(3):
+        for d in range(3):
+            n[:, d] += np.bincount(faces[:, k], weights=fn[:, d], minlength=len(verts))
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)

@@ -36,7 +36,7 @@ BACKDROP_PALETTES = (
 EXTRA_LIGHT_KINDS = ("AREA", "SPOT", "POINT")
 # Share of the gap to the metering target that the face-priority exposure closes: 1 would make
 # every face equally bright whatever its skin tone; cameras leave dark skin darker than fair skin.
-FACE_METERING_WEIGHT = 0.7
+FACE_METERING_WEIGHT = 0.5
 
 
 def builtin_hdris() -> list[Path]:

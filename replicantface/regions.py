@@ -7,13 +7,14 @@ deformation exactly (a face keeps its class whatever the vertices do).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.path import Path as PolyPath
 from PIL import Image
 
 from replicantface.classes import SegClass
-from replicantface.labels import distance_to_polyline
+from replicantface.labels import distance_to_polyline, vertex_normals
 
 BROW_HALF_WIDTH_M = 0.0055
 NOSE_TOP_HALF_WIDTH_M = 0.007
@@ -151,10 +152,8 @@ def clothing_cuts(human, verts: np.ndarray, bare_classes: np.ndarray | None = No
         below = vz < neck_z - COLLAR_BELOW_NECK_M - depth
         return (part & below[faces].all(axis=1)) | feet
 
-    scoop = SCOOP_DEPTH_M * np.clip(1.0 - (vx / SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0)
-    deep_scoop = DEEP_SCOOP_DEPTH_M * np.clip(1.0 - (vx / DEEP_SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0) * front
-    vee = V_NECK_DEPTH_M * np.clip(1.0 - np.abs(vx) / V_NECK_HALF_WIDTH_M, 0.0, 1.0) * front
-    shirt_vee = SHIRT_V_DEPTH_M * np.clip(1.0 - np.abs(vx) / SHIRT_V_HALF_WIDTH_M, 0.0, 1.0) * front
+    depth = _neckline_depths(vx, front)
+    scoop, shirt_vee = depth["crew"], depth["shirt_vee"]
     chin_z = verts[human.landmark_indices[8], 2]
     skin_below_head = body | (parts == "head")
     if bare_classes is None:
@@ -168,9 +167,109 @@ def clothing_cuts(human, verts: np.ndarray, bare_classes: np.ndarray | None = No
     collar = skin_below_head & neck_cls & band[faces].all(axis=1)
     return {
         "crew": under(scoop),
-        "v_neck": under(np.maximum(scoop, vee)),
-        "scoop": under(np.maximum(scoop, deep_scoop)),
+        "v_neck": under(depth["v_neck"]),
+        "scoop": under(depth["scoop"]),
         "turtleneck": under(np.zeros_like(vz)) | turtle,
         "collared": under(shirt_vee) | collar,
     }
 
+
+def _neckline_depths(vx: np.ndarray, front: np.ndarray) -> dict:
+    """Depth (m) of each neckline below the collar line at each vertex: x = vx, front 0..1."""
+    scoop = SCOOP_DEPTH_M * np.clip(1.0 - (vx / SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0)
+    deep_scoop = DEEP_SCOOP_DEPTH_M * np.clip(1.0 - (vx / DEEP_SCOOP_HALF_WIDTH_M) ** 2, 0.0, 1.0) * front
+    vee = V_NECK_DEPTH_M * np.clip(1.0 - np.abs(vx) / V_NECK_HALF_WIDTH_M, 0.0, 1.0) * front
+    shirt_vee = SHIRT_V_DEPTH_M * np.clip(1.0 - np.abs(vx) / SHIRT_V_HALF_WIDTH_M, 0.0, 1.0) * front
+    return {"crew": scoop, "v_neck": np.maximum(scoop, vee), "scoop": np.maximum(scoop, deep_scoop),
+            "shirt_vee": shirt_vee}
+
+
+# Cuts whose edge is one neckline, drawn smooth by a cloth shell (the turtleneck's and collar's
+# edges stay on the mesh's edges).
+SHELL_CUTS = ("crew", "v_neck", "scoop")
+SHELL_OFFSET_M = 0.0015  # the shell's height above the skin
+
+
+def neckline_fields(human, verts: np.ndarray) -> dict:
+    """Cut name (SHELL_CUTS) -> (V,) signed height in metres of each vertex above that cut's
+    neckline, negative under the top. verts: (V, 3) neutral mesh, world metres (Z up); the same
+    lines as ``clothing_cuts``, which covers a face when all its vertices are negative."""
+    neck = human.neutral.bone_poses["neck01"]
+    neck_y, neck_z = neck[1, 3], neck[2, 3]
+    vx, vy, vz = verts.T
+    depth = _neckline_depths(vx, np.clip((neck_y - vy) / 0.03, 0.0, 1.0))
+    return {cut: vz - (neck_z - COLLAR_BELOW_NECK_M - depth[cut]) for cut in SHELL_CUTS}
+
+
+@dataclass(frozen=True)
+class ShellTemplate:
+    """The outside of a top, with its neckline cut smoothly through the mesh's triangles.
+
+    Shell vertex k lies at (1 - t[k]) * V[i[k]] + t[k] * V[j[k]] of the body mesh V (i == j for
+    a body vertex, an edge's zero crossing of the neckline field otherwise), pushed out by
+    SHELL_OFFSET_M along the interpolated normal; faces (F, 3) index the shell vertices.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    t: np.ndarray
+    faces: np.ndarray
+
+
+def shell_template(faces: np.ndarray, field: np.ndarray, region: np.ndarray) -> ShellTemplate:
+    """Clip the ``region`` faces (F,) bool of a mesh to ``field`` < 0 (marching triangles).
+
+    faces: (F, 3) triangles; field: (V,) per-vertex values. A face with all three vertices
+    negative is kept whole, one with one or two is cut along the field's zero line, which
+    crosses each edge where the linear interpolation of the field is zero; edge points are
+    shared between neighbouring faces, so the shell has no cracks.
+    """
+    inside = field < 0.0
+    tri = faces[region]
+    n_in = inside[tri].sum(axis=1)
+    keys: dict = {}
+    i_list, j_list, t_list = [], [], []
+
+    def vertex(a: int, b: int) -> int:
+        """Shell vertex of body vertex a (a == b) or of the zero crossing on edge a-b."""
+        key = (a, a) if a == b else (min(a, b), max(a, b))
+        if key not in keys:
+            keys[key] = len(i_list)
+            lo, hi = key
+            t = 0.0 if lo == hi else float(field[lo] / (field[lo] - field[hi]))
+            i_list.append(lo), j_list.append(hi), t_list.append(t)
+        return keys[key]
+
+    out = []
+    for (a, b, c), k in zip(tri, n_in):
+        if k == 3:
+            out.append((vertex(a, a), vertex(b, b), vertex(c, c)))
+            continue
+        if k == 0:
+            continue
+        # Rotate so the odd vertex (the only inside one, or the only outside one) comes first.
+        ins = inside[[a, b, c]]
+        odd = int(np.flatnonzero(ins if k == 1 else ~ins)[0])
+        a, b, c = np.roll([a, b, c], -odd)
+        if k == 1:
+            out.append((vertex(a, a), vertex(a, b), vertex(a, c)))
+        else:  # a is outside: keep the quad b, c, c-a, a-b
+            p, q = vertex(c, a), vertex(a, b)
+            out.append((vertex(b, b), vertex(c, c), p))
+            out.append((vertex(b, b), p, q))
+    return ShellTemplate(np.array(i_list, dtype=np.int32), np.array(j_list, dtype=np.int32),
+                         np.array(t_list, dtype=np.float64), np.array(out, dtype=np.int32).reshape(-1, 3))
+
+
+def shell_points(template: ShellTemplate, values: np.ndarray) -> np.ndarray:
+    """Per-vertex ``values`` (V, ...) of the body interpolated to the shell's vertices."""
+    t = template.t.reshape(-1, *([1] * (values.ndim - 1)))
+    return (1.0 - t) * values[template.i] + t * values[template.j]
+
+
+def shell_vertices(template: ShellTemplate, verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(N, 3) shell vertices for the posed body ``verts`` (V, 3) with triangles ``faces``."""
+    normals = vertex_normals(verts, faces)
+    n = shell_points(template, normals)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return shell_points(template, verts) + SHELL_OFFSET_M * n

@@ -22,7 +22,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from replicantface import labels, mpfb_materials
+from replicantface import labels, mpfb_materials, regions
 from replicantface.appearance import (
     CLOTHING_CUTS,
     CLOTHING_PATTERNS,
@@ -73,7 +73,8 @@ class SceneHandles:
     hdri_dir_images: dict
     backdrop: bpy.types.Object
     extra_lights: dict
-    # Objects other scene modules (hair, accessories) create lazily; rebuilt with the scene.
+    # The top's cloth shells ("top"), and objects other scene modules (hair, accessories) create
+    # lazily; rebuilt with the scene.
     extras: dict = dataclasses.field(default_factory=dict)
 
 
@@ -118,11 +119,12 @@ def build_scene(human_model) -> SceneHandles:
     extra_lights = _build_extra_lights()
     for mat in materials.values():  # backdrop patterns sit unused between samples
         mat.use_fake_user = True
+    top = _build_top(human_model, materials["clothing"])
     exr_dir = Path(tempfile.mkdtemp(prefix="replicantface_render_"))
     atexit.register(shutil.rmtree, exr_dir, True)
     _build_compositor(scene, exr_dir)
     _HANDLES = SceneHandles(scene, human, teeth, camera, world, materials, shader_nodes, exr_dir, {},
-                            backdrop, extra_lights)
+                            backdrop, extra_lights, extras={"top": top})
     return _HANDLES
 
 
@@ -529,7 +531,6 @@ def _build_human_object(human_model, materials: dict):
 def _write_appearance_attributes(mesh, human_model) -> None:
     """Per-vertex skin-region maps (appearance.skin_region_maps) and, per face, a bit mask of the
     clothing cuts (bit k: CLOTHING_CUTS[k] covers the face), all from the neutral mesh."""
-    from replicantface import regions
 
     neutral = human_model.neutral
     faces = human_model.faces
@@ -554,6 +555,30 @@ def _write_appearance_attributes(mesh, human_model) -> None:
     for k, name in enumerate(CLOTHING_CUTS):
         bits |= cuts[name].astype(np.int32) << k
     mesh.attributes.new("rf_clothing_cuts", "INT", "FACE").data.foreach_set("value", bits)
+
+
+def _build_top(human_model, material) -> dict:
+    """The top's outside for the cuts with one neckline (regions.SHELL_CUTS): a cloth shell
+    cut smoothly through the mesh's triangles, one mesh per cut on one object. Each mesh carries
+    ``rf_rest`` interpolated from the body's, so the fabric's pattern is the body's."""
+    neutral = human_model.neutral
+    fields = regions.neckline_fields(human_model, neutral.vertices)
+    body = human_model.part_of_face == "body"
+    rest = labels.transform_points(np.linalg.inv(neutral.head_to_world), neutral.vertices)
+    meshes, templates = {}, {}
+    for cut in regions.SHELL_CUTS:
+        tpl = regions.shell_template(human_model.faces, fields[cut], body)
+        mesh = bpy.data.meshes.new(f"rf_top_{cut}")
+        write_triangles(mesh, regions.shell_vertices(tpl, neutral.vertices, human_model.faces), tpl.faces)
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(tpl.faces), dtype=bool))
+        mesh.materials.append(material)
+        attr = mesh.attributes.new("rf_rest", "FLOAT_VECTOR", "POINT")
+        attr.data.foreach_set("vector", regions.shell_points(tpl, rest).astype(np.float32).ravel())
+        mesh.use_fake_user = True  # kept between samples that show another cut
+        meshes[cut], templates[cut] = mesh, tpl
+    obj = bpy.data.objects.new("rf_top", meshes[regions.SHELL_CUTS[0]])
+    bpy.context.scene.collection.objects.link(obj)
+    return {"object": obj, "meshes": meshes, "templates": templates, "faces": human_model.faces}
 
 
 def _build_teeth_object(material):
@@ -723,6 +748,22 @@ def apply_human(handles: SceneHandles, vertices: np.ndarray, teeth_verts: np.nda
         teeth.polygons.foreach_set("use_smooth", np.ones(len(teeth_faces), dtype=bool))
     teeth.vertices.foreach_set("co", np.ascontiguousarray(teeth_verts, dtype=np.float32).ravel())
     teeth.update()
+
+
+def apply_top(handles: SceneHandles, vertices: np.ndarray, cut: str) -> None:
+    """Fit the cloth shell of ``cut`` over the posed body (vertices (V, 3) world metres). Cuts
+    without one (turtleneck, collared) show the body's own CLOTHING faces alone."""
+    top = handles.extras["top"]
+    obj = top["object"]
+    mesh = top["meshes"].get(cut)
+    obj.hide_render = mesh is None
+    if mesh is None:
+        return
+    if obj.data != mesh:
+        obj.data = mesh
+    co = regions.shell_vertices(top["templates"][cut], np.asarray(vertices, dtype=np.float64), top["faces"])
+    mesh.vertices.foreach_set("co", co.astype(np.float32).ravel())
+    mesh.update()
 
 
 def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:

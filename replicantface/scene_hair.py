@@ -20,7 +20,7 @@ import numpy as np
 from replicantface.hair import CapMesh, HairParams, Strands, class_of, melanin_rgb
 
 CURVE_KINDS = ("hair", "beard", "brow_r", "brow_l", "lash_r", "lash_l")
-CAP_KINDS = ("hair_cap", "beard_cap")
+CAP_KINDS = ("hair_cap", "scalp_shadow", "beard_cap")
 _FRIZZ_GROUP = "Frizz Hair Curves"
 # Frizz displacement (metres) of scalp hair and beards; small enough to keep covered hair
 # within its headwear's clearance.
@@ -218,6 +218,7 @@ def apply_hair(handles, strands: dict, params: HairParams, head_to_world: np.nda
     colours = {
         "hair": (params.melanin, params.redness, params.grey),
         "hair_cap": (params.melanin, params.redness, params.grey),
+        "scalp_shadow": (params.melanin, params.redness, params.grey),
         "beard": (params.beard_melanin, params.redness, params.beard_grey),
         "beard_cap": (params.beard_melanin, params.redness, params.beard_grey),
         "brow_r": (params.brow_melanin, params.redness, params.brow_grey),

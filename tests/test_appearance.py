@@ -133,8 +133,10 @@ def test_appearance_changes_skin_pixels(generator):
     dark = AppearanceConfig(fitzpatrick_weights=(0, 0, 0, 0, 0, 1))
     a = sample_appearance(np.random.default_rng(1), light, 30.0)
     b = dataclasses.replace(sample_appearance(np.random.default_rng(2), dark, 70.0), clothing_cut=a.clothing_cut)
-    sa = generator._render_once(_frontal(generator, 0, a))
-    sb = generator._render_once(_frontal(generator, 0, b))
+    pa, pb = (_frontal(generator, 0, x) for x in (a, b))
+    # The camera's face metering off: it narrows the gap between skin tones on purpose.
+    pa, pb = (dataclasses.replace(p, lighting=dataclasses.replace(p.lighting, face_exposure=0.0)) for p in (pa, pb))
+    sa, sb = generator._render_once(pa), generator._render_once(pb)
     assert np.array_equal(sa.mask, sb.mask)
     skin = sa.mask == SegClass.SKIN
     assert skin.sum() > 500
@@ -208,3 +210,72 @@ def test_brow_band_and_lash_lines_darken_brows_and_lid_margins(generator):
     # The brow band sits above the upper lids, the lash lines at the eyes.
     assert np.nonzero(plain - brow > 12.0)[0].mean() < lm[[37, 38, 43, 44], 1].min()
     assert abs(np.nonzero(plain - lash > 12.0)[0].mean() - lm[36:48, 1].mean()) < 0.3 * eye_w
+
+
+def test_shell_templates_cut_smoothly_along_the_neckline(human):
+    verts = human.neutral.vertices
+    body = human.part_of_face == "body"
+    cuts = regions.clothing_cuts(human, verts)
+    fields = regions.neckline_fields(human, verts)
+    normals = labels.vertex_normals(verts, human.faces)
+    for cut in regions.SHELL_CUTS:
+        f = fields[cut]
+        # The field is the line clothing_cuts uses face by face.
+        assert np.array_equal((f[human.faces] < 0).all(axis=1) & body, cuts[cut] & body), cut
+        tpl = regions.shell_template(human.faces, f, body)
+        on_shell = regions.shell_points(tpl, f)
+        assert on_shell.max() <= 1e-8, cut  # nothing above the neckline
+        edge = tpl.i != tpl.j
+        assert edge.sum() > 40 and np.abs(on_shell[edge]).max() < 1e-8, cut  # new points on the line
+        # Whole faces under the line are kept whole; the shell faces keep the body's winding.
+        whole = (tpl.i[tpl.faces] == tpl.j[tpl.faces]).all(axis=1)
+        assert whole.sum() == (cuts[cut] & body).sum(), cut
+        p = regions.shell_points(tpl, verts)
+        tri = p[tpl.faces]
+        fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        big = np.linalg.norm(fn, axis=1) > 1e-9
+        n = regions.shell_points(tpl, normals)[tpl.faces].mean(axis=1)
+        assert ((fn[big] * n[big]).sum(axis=1) > 0).mean() > 0.99, cut
+        # No cracks: every edge of the shell is shared by two faces except along its rim.
+        e = np.sort(tpl.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+        _, count = np.unique(e, axis=0, return_counts=True)
+        assert count.max() == 2, cut
+        # The shell sits SHELL_OFFSET_M off the skin.
+        off = np.linalg.norm(regions.shell_vertices(tpl, verts, human.faces) - p, axis=1)
+        assert np.allclose(off, regions.SHELL_OFFSET_M), cut
+
+
+def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
+    """Against pixels: with a green top, CLOTHING pixels are green and bare neck pixels are not,
+    right up to the edge; and the shell's edge row varies smoothly across the neckline, where
+    the body's own faces step."""
+    base = sample_appearance(np.random.default_rng(5), AppearanceConfig(fitzpatrick_weights=(0, 1, 0, 0, 0, 0)), 30.0)
+    green = dataclasses.replace(base, clothing_rgb=(0.02, 0.5, 0.03), clothing_rgb2=(0.02, 0.5, 0.03),
+                                clothing_pattern="solid")
+    top = generator.handles.extras["top"]["object"]
+    for cut in regions.SHELL_CUTS:
+        p = _frontal(generator, 3, dataclasses.replace(green, clothing_cut=cut))
+        p = dataclasses.replace(p, camera=dataclasses.replace(p.camera, shift_y=-0.5, face_fraction=0.6))
+        s = generator._render_once(p)
+        rgb = s.rgb.astype(float)
+        greenish = rgb[..., 1] > rgb[..., 0] + 20
+        cloth, neck = s.mask == SegClass.CLOTHING, s.mask == SegClass.NECK
+        assert cloth.sum() > 300 and neck.sum() > 100, cut
+        assert greenish[cloth].mean() > 0.95 and greenish[neck].mean() < 0.05, (cut, greenish[cloth].mean(),
+                                                                              greenish[neck].mean())
+        # Roughness of the neckline: the first CLOTHING row in each column across the middle of
+        # the neck (its shoulder ends are steep anyway); mean |second difference| in pixels.
+        cols = np.flatnonzero(neck.any(axis=0))
+        cols = np.arange(*np.quantile(cols, [0.15, 0.85]).astype(int))
+
+        def roughness(mask, cols=cols):
+            rows = np.array([np.argmax(mask[:, c]) for c in cols], dtype=float)
+            return np.abs(np.diff(rows, 2)).mean()
+
+        top.hide_render = True  # the body's own faces alone
+        bare = generator._scene.render(generator.handles)
+        top.hide_render = False
+        smooth, stepped = roughness(cloth), roughness(bare.seg == SegClass.CLOTHING)
+        assert smooth < 1.0, (cut, smooth)
+        if cut != "crew":  # the crew line runs along the mesh's edge loops and steps little
+            assert smooth < 0.6 * stepped, (cut, smooth, stepped)

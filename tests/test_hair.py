@@ -176,12 +176,13 @@ def test_a_shaved_scalp_shows_a_faint_shadow_that_keeps_it_skin(generator, table
     caps = {}
     for name, melanin, grey in (("dark", 0.95, 0.0), ("fair", 0.3, 0.0), ("grey", 0.95, 1.0)):
         out = hair.hair_strands(_params("bald", melanin=melanin, grey=grey), verts, tables)
-        assert "hair" not in out
-        caps[name] = out.get("hair_cap")
+        assert "hair" not in out and "hair_cap" not in out
+        caps[name] = out.get("scalp_shadow")
     assert caps["grey"] is None
     dark, fair = caps["dark"].coverage, caps["fair"].coverage
-    # Below Cycles' pass alpha threshold (the mask keeps SKIN; the render test checks the pixels),
-    # and stronger for darker hair.
+    # SKIN, below Cycles' pass alpha threshold (the render test checks that no HAIR pixel
+    # shows), and stronger for darker hair.
+    assert hair.class_of("scalp_shadow") == SegClass.SKIN
     assert 0.3 < dark.max() < 0.5 and fair.max() < dark.max()
     # On the scalp, not on the face: below the brows only behind the face's side edge or at the
     # sides (sideburns).
