@@ -6,7 +6,8 @@ the sheet atomically. Categories:
 - ``random``: samples ``0..count-1`` of the seed, as a dataset would draw them;
 - ``hair``: every hairstyle, then every beard, on random identities;
 - ``accessories``: every accessory, on random identities;
-- ``skin``: Fitzpatrick types I-VI across, one face and light per row, rows older downward.
+- ``skin``: Fitzpatrick types I-VI across, one face, light and exposure per row, rows older
+  downward.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def gallery_items(gen, category: str, seed: int, count: int = 64) -> list[tuple[
             p = replace(p, accessories=accessories.wear(accessories.NONE, accessories.choice_for(name, rng)))
             items.append((p, name))
     else:
-        # A row is one face, pose and light in types I..VI; rows go up in age.
+        # A row is one face, pose and light in types I..VI; rows go up in age. The camera's face
+        # metering is off, so a row shares one exposure too and the tones compare as they are.
         ages = np.linspace(20.0, 75.0, max(1, count // 6))
         for k in range(count):
             fitz = 1.0 + (k % 6)
@@ -71,7 +73,8 @@ def gallery_items(gen, category: str, seed: int, count: int = 64) -> list[tuple[
             ident = replace(p.identity, age_years=float(ages[(k // 6) % len(ages)]))
             app = replace(p.appearance, fitzpatrick=fitz,
                           skin_rgb=tuple(float(c) for c in skin_albedo(fitz)))
-            p = replace(p, identity=ident, appearance=app, accessories=accessories.NONE)
+            p = replace(p, identity=ident, appearance=app, accessories=accessories.NONE,
+                        lighting=replace(p.lighting, face_exposure=0.0))
             items.append((p, f"type {'I II III IV V VI'.split()[k % 6]}, {ident.age_years:.0f} y"))
     return items
 

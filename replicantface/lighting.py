@@ -34,9 +34,12 @@ BACKDROP_PALETTES = (
     ((0.80, 0.80, 0.80), (0.30, 0.30, 0.30)),
 )
 EXTRA_LIGHT_KINDS = ("AREA", "SPOT", "POINT")
-# Share of the gap to the metering target that the face-priority exposure closes: 1 would make
-# every face equally bright whatever its skin tone; cameras leave dark skin darker than fair skin.
-FACE_METERING_WEIGHT = 0.5
+# Share of the gap (in stops) to the metering target that the face-priority exposure closes,
+# when it darkens a bright face and when it lifts a dark one. Cameras protect highlights
+# harder than they lift shadows (blown-out faces are rarer in photos than dark ones), and 1
+# would make every face equally bright whatever its skin tone.
+FACE_METERING_DOWN = 0.8
+FACE_METERING_UP = 0.4
 
 
 def builtin_hdris() -> list[Path]:
@@ -180,7 +183,8 @@ def exposure_ev(params: LightingParams, skin_rgb, max_ev: float) -> float:
 
     The face's linear luminance is predicted from the lighting alone (skin albedo x the
     normalised environment luminance x strength x tint, as under an even sky), and the exposure
-    closes FACE_METERING_WEIGHT of the gap (in stops) to ``params.face_exposure``, within
+    closes FACE_METERING_DOWN (darkening) or FACE_METERING_UP (lifting) of the gap in stops to
+    ``params.face_exposure``, within
     ``±max_ev``: a fair face in strong light is not blown out, a dark face in dim light is
     lifted, and skin tones stay apart. The real light on the face still varies with the map's
     direction, which the prediction ignores, as a meter's error would.
@@ -189,7 +193,8 @@ def exposure_ev(params: LightingParams, skin_rgb, max_ev: float) -> float:
         return 0.0
     albedo = float(np.asarray(skin_rgb, dtype=float) @ LUMINANCE_WEIGHTS)
     predicted = albedo * TARGET_LUMINANCE * params.strength * float(np.mean(params.tint_rgb))
-    ev = FACE_METERING_WEIGHT * np.log2(params.face_exposure / max(predicted, 1e-6))
+    gap = float(np.log2(params.face_exposure / max(predicted, 1e-6)))
+    ev = gap * (FACE_METERING_DOWN if gap < 0.0 else FACE_METERING_UP)
     return float(np.clip(ev, -max_ev, max_ev))
 
 

@@ -86,10 +86,15 @@ def test_face_exposure_tames_bright_faces_lifts_dark_ones_and_keeps_tones_apart(
     seen = {k: a * 2.0 ** lighting.exposure_ev(_light(1.0, 0.2), rgb, 3.0)
             for (k, a), rgb in zip(albedo.items(), (fair, dark))}
     assert seen["fair"] > seen["dark"]
-    # ...but much closer than before (the meter closes FACE_METERING_WEIGHT of the gap in stops).
+    # ...but much closer than before: the meter closes FACE_METERING_DOWN of the fair face's gap
+    # to the target in stops and FACE_METERING_UP of the dark one's.
+    target = np.log2(0.2 / lighting.TARGET_LUMINANCE)
+    gap_fair, gap_dark = target - np.log2(albedo["fair"]), target - np.log2(albedo["dark"])
+    assert gap_fair < 0.0 < gap_dark
     gap_before = np.log2(albedo["fair"] / albedo["dark"])
     gap_after = np.log2(seen["fair"] / seen["dark"])
-    assert gap_after == pytest.approx((1.0 - lighting.FACE_METERING_WEIGHT) * gap_before)
+    expected = gap_before + lighting.FACE_METERING_DOWN * gap_fair - lighting.FACE_METERING_UP * gap_dark
+    assert gap_after == pytest.approx(expected) and 0.3 * gap_before < gap_after < 0.7 * gap_before
     # Brighter light or tint: less exposure.
     assert lighting.exposure_ev(_light(1.2, 0.2, (1.05, 1.05, 1.05)), fair, 3.0) < \
         lighting.exposure_ev(_light(1.2, 0.2), fair, 3.0)
