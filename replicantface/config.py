@@ -173,6 +173,12 @@ def _build_section(cls, values: dict, where: str):
             if not lo <= value <= hi:
                 raise ConfigError(f"{where}: {key} = {value} is out of range [{lo}, {hi}]")
         clean[key] = value
+    for key in fields:  # every range given as a ``x_min`` / ``x_max`` pair
+        if key.endswith("_min") and f"{key[:-4]}_max" in fields:
+            hi_key = f"{key[:-4]}_max"
+            lo, hi = (clean.get(k, getattr(defaults, k)) for k in (key, hi_key))
+            if lo > hi:
+                raise ConfigError(f"{where}: {key} = {lo} is larger than {hi_key} = {hi}")
     try:
         return cls(**clean)
     except ValueError as exc:  # a section's own cross-field checks

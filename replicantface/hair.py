@@ -51,9 +51,9 @@ _STYLE_WEIGHTS_FEMALE = (0.1, 0.3, 0.6, 0.6, 1.0, 2.0, 1.5, 0.5, 1.0, 1.5, 1.2, 
 _STYLE_WEIGHTS_MALE = (1.0, 1.5, 2.5, 2.0, 0.6, 0.3, 0.2, 0.02, 0.15, 0.2, 0.4, 0.4)
 _BEARD_WEIGHTS = (0.0, 2.0, 0.7, 1.0, 0.6, 1.5)  # BEARDS order; "none" comes from the probability
 
-_CLASS = {"hair": SegClass.HAIR, "hair_cap": SegClass.HAIR, "scalp_shadow": SegClass.SKIN, "beard": SegClass.BEARD,
-          "beard_cap": SegClass.BEARD, "brow_r": SegClass.RIGHT_BROW, "brow_l": SegClass.LEFT_BROW,
-          "lash_r": SegClass.RIGHT_EYE, "lash_l": SegClass.LEFT_EYE}
+_CLASS = {"hair": SegClass.HAIR, "hair_cap": SegClass.HAIR, "scalp_shadow": SegClass.SKIN,
+          "beard": SegClass.BEARD, "beard_cap": SegClass.BEARD, "brow_r": SegClass.RIGHT_BROW,
+          "brow_l": SegClass.LEFT_BROW, "lash_r": SegClass.RIGHT_EYE, "lash_l": SegClass.LEFT_EYE}
 
 _SCALP_POOL = 40000
 _BEARD_POOL = 24000

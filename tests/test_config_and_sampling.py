@@ -178,3 +178,18 @@ def test_readme_config_example_loads(tmp_path):
     f.write_text(block)
     cfg = config.load_config(f)
     assert cfg.accessories.weights == {"hood": 0.0} and len(cfg.hair.style_weights) == 12
+
+
+def test_a_range_whose_min_exceeds_its_max_is_refused(tmp_path):
+    for section, lo, hi in (("lighting", "strength_min", "strength_max"),
+                            ("lighting", "face_exposure_min", "face_exposure_max"),
+                            ("camera", "face_fraction_min", "face_fraction_max")):
+        path = tmp_path / f"{lo}.toml"
+        path.write_text(f"[{section}]\n{lo} = 0.9\n{hi} = 0.5\n")
+        with pytest.raises(config.ConfigError, match=rf"\[{section}\]: {lo} = 0.9 is larger than {hi} = 0.5"):
+            config.load_config(path)
+    # Only one end given: compared with the other end's default.
+    path = tmp_path / "one.toml"
+    path.write_text("[lighting]\nface_exposure_min = 0.5\n")
+    with pytest.raises(config.ConfigError, match="face_exposure_min = 0.5 is larger than face_exposure_max = 0.3"):
+        config.load_config(path)
