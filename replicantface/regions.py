@@ -134,43 +134,69 @@ def clothing_cuts(human, verts: np.ndarray, bare_classes: np.ndarray | None = No
     """Neckline name -> (F,) bool: the faces a top of that cut covers (feet: shoes, always).
 
     verts: (V, 3) neutral mesh, world metres (Z up, face toward -Y). Decided on the neutral
-    mesh like every class. A face is clothing when all its vertices lie under the neckline, so
-    the edge runs along the mesh's edge loops instead of zig-zagging across triangles. The
-    "crew" cut is the one ``classify_faces`` uses; the others switch faces between NECK and
-    CLOTHING only (turtleneck and collar cover neck skin up to well below the jaw).
+    mesh like every class. A face is clothing when its three vertices lie under the cut's
+    neckline (``neckline_fields``); the cloth shell (``shell_template``) draws the same line
+    smoothly through the faces it crosses, which stay bare. The "crew" cut is the one
+    ``classify_faces`` uses; the others switch faces between NECK and CLOTHING only
+    (turtleneck and collar cover neck skin up to well below the jaw).
+    """
+    feet = np.isin(human.part_of_face, ["foot.L", "foot.R"])
+    region = top_region(human)
+    fields = neckline_fields(human, verts, bare_classes)
+    return {cut: (region & (f[human.faces] < 0.0).all(axis=1)) | feet for cut, f in fields.items()}
+
+
+def top_region(human) -> np.ndarray:
+    """(F,) bool: the faces a top may cover, the body and the head part's neck (not the hands)."""
+    return np.isin(human.part_of_face, ["body", "head"])
+
+
+# Height a field takes where a cut may not reach (over the face, or a collar on chest skin).
+_OUT_OF_REACH_M = 1.0
+
+
+def neckline_fields(human, verts: np.ndarray, bare_classes: np.ndarray | None = None) -> dict:
+    """Cut name (CLOTHING_CUTS order) -> (V,) signed height in metres of each vertex above that
+    cut's neckline, negative under the top. verts: (V, 3) neutral mesh, world metres (Z up).
+
+    crew, V-neck and scoop are one line under the collar line each. The turtleneck adds the
+    neck up to a line under the chin that rises toward the nape; the shirt collar adds a band
+    round the sides and back of the neck base, open at the front over a shallow V. Those two
+    only reach vertices whose faces are all bare neck, so no head class is ever covered.
     """
     faces = human.faces
-    parts = human.part_of_face
-    body = parts == "body"
-    feet = np.isin(parts, ["foot.L", "foot.R"])
     neck = human.neutral.bone_poses["neck01"]
     neck_y, neck_z = neck[1, 3], neck[2, 3]
     vx, vy, vz = verts.T
     front = np.clip((neck_y - vy) / 0.03, 0.0, 1.0)  # 0 behind the neck axis, 1 at the chest
-
-    def under(depth: np.ndarray, part: np.ndarray = body) -> np.ndarray:
-        below = vz < neck_z - COLLAR_BELOW_NECK_M - depth
-        return (part & below[faces].all(axis=1)) | feet
-
     depth = _neckline_depths(vx, front)
-    scoop, shirt_vee = depth["crew"], depth["shirt_vee"]
-    chin_z = verts[human.landmark_indices[8], 2]
-    skin_below_head = body | (parts == "head")
+    collar_line = neck_z - COLLAR_BELOW_NECK_M
+    # Vertices of the head part, and of any face that is not bare neck, are out of reach of a
+    # line that climbs the neck.
+    body_vertex = np.zeros(len(verts), dtype=bool)
+    body_vertex[faces[human.part_of_face == "body"].ravel()] = True
+    under = {cut: np.where(body_vertex, vz - (collar_line - depth[cut]), _OUT_OF_REACH_M)
+             for cut in ("crew", "v_neck", "scoop", "shirt_vee")}
     if bare_classes is None:
         bare_classes = _classes_without_top(human, verts)
-    neck_cls = bare_classes == SegClass.NECK
-    # Turtleneck: the neck up to a line below the chin that rises toward the nape.
-    top = chin_z - TURTLENECK_BELOW_CHIN_M + TURTLENECK_NAPE_RISE_M * (1.0 - front)
-    turtle = skin_below_head & neck_cls & (vz < top)[faces].all(axis=1)
-    # Shirt collar: a band round the sides and back of the neck base, open in a V at the front.
-    band = (vz < neck_z + COLLAR_HEIGHT_M * (1.0 - front)) & ((front < 0.99) | (np.abs(vx) > COLLAR_GAP_M))
-    collar = skin_below_head & neck_cls & band[faces].all(axis=1)
+    neck_face = top_region(human) & (bare_classes == SegClass.NECK)
+    reach = np.ones(len(verts), dtype=bool)
+    reach[faces[~neck_face].ravel()] = False
+
+    def on_neck(height: np.ndarray) -> np.ndarray:
+        return np.where(reach, height, _OUT_OF_REACH_M)
+
+    chin_z = verts[human.landmark_indices[8], 2]
+    turtle = vz - (chin_z - TURTLENECK_BELOW_CHIN_M + TURTLENECK_NAPE_RISE_M * (1.0 - front))
+    # The collar opens at the front (front -> 1) for |x| under COLLAR_GAP_M.
+    opening = COLLAR_GAP_M * np.clip((front - 0.9) / 0.09, 0.0, 1.0) - np.abs(vx)
+    band = np.maximum(vz - (neck_z + COLLAR_HEIGHT_M * (1.0 - front)), opening)
     return {
-        "crew": under(scoop),
-        "v_neck": under(depth["v_neck"]),
-        "scoop": under(depth["scoop"]),
-        "turtleneck": under(np.zeros_like(vz)) | turtle,
-        "collared": under(shirt_vee) | collar,
+        "crew": under["crew"],
+        "v_neck": under["v_neck"],
+        "scoop": under["scoop"],
+        "turtleneck": np.minimum(np.where(body_vertex, vz - collar_line, _OUT_OF_REACH_M), on_neck(turtle)),
+        "collared": np.minimum(under["shirt_vee"], on_neck(band)),
     }
 
 
@@ -184,21 +210,7 @@ def _neckline_depths(vx: np.ndarray, front: np.ndarray) -> dict:
             "shirt_vee": shirt_vee}
 
 
-# Cuts whose edge is one neckline, drawn smooth by a cloth shell (the turtleneck's and collar's
-# edges stay on the mesh's edges).
-SHELL_CUTS = ("crew", "v_neck", "scoop")
-SHELL_OFFSET_M = 0.0015  # the shell's height above the skin
-
-
-def neckline_fields(human, verts: np.ndarray) -> dict:
-    """Cut name (SHELL_CUTS) -> (V,) signed height in metres of each vertex above that cut's
-    neckline, negative under the top. verts: (V, 3) neutral mesh, world metres (Z up); the same
-    lines as ``clothing_cuts``, which covers a face when all its vertices are negative."""
-    neck = human.neutral.bone_poses["neck01"]
-    neck_y, neck_z = neck[1, 3], neck[2, 3]
-    vx, vy, vz = verts.T
-    depth = _neckline_depths(vx, np.clip((neck_y - vy) / 0.03, 0.0, 1.0))
-    return {cut: vz - (neck_z - COLLAR_BELOW_NECK_M - depth[cut]) for cut in SHELL_CUTS}
+SHELL_OFFSET_M = 0.0015  # the cloth shell's height above the skin
 
 
 @dataclass(frozen=True)

@@ -558,16 +558,16 @@ def _write_appearance_attributes(mesh, human_model) -> None:
 
 
 def _build_top(human_model, material) -> dict:
-    """The top's outside for the cuts with one neckline (regions.SHELL_CUTS): a cloth shell
-    cut smoothly through the mesh's triangles, one mesh per cut on one object. Each mesh carries
+    """The top's outside: a cloth shell cut smoothly through the mesh's triangles along each
+    cut's neckline, one mesh per cut (CLOTHING_CUTS) on one object. Each mesh carries
     ``rf_rest`` interpolated from the body's, so the fabric's pattern is the body's."""
     neutral = human_model.neutral
     fields = regions.neckline_fields(human_model, neutral.vertices)
-    body = human_model.part_of_face == "body"
+    region = regions.top_region(human_model)
     rest = labels.transform_points(np.linalg.inv(neutral.head_to_world), neutral.vertices)
     meshes, templates = {}, {}
-    for cut in regions.SHELL_CUTS:
-        tpl = regions.shell_template(human_model.faces, fields[cut], body)
+    for cut in CLOTHING_CUTS:
+        tpl = regions.shell_template(human_model.faces, fields[cut], region)
         mesh = bpy.data.meshes.new(f"rf_top_{cut}")
         write_triangles(mesh, regions.shell_vertices(tpl, neutral.vertices, human_model.faces), tpl.faces)
         mesh.polygons.foreach_set("use_smooth", np.ones(len(tpl.faces), dtype=bool))
@@ -576,7 +576,7 @@ def _build_top(human_model, material) -> dict:
         attr.data.foreach_set("vector", regions.shell_points(tpl, rest).astype(np.float32).ravel())
         mesh.use_fake_user = True  # kept between samples that show another cut
         meshes[cut], templates[cut] = mesh, tpl
-    obj = bpy.data.objects.new("rf_top", meshes[regions.SHELL_CUTS[0]])
+    obj = bpy.data.objects.new("rf_top", meshes[CLOTHING_CUTS[0]])
     bpy.context.scene.collection.objects.link(obj)
     return {"object": obj, "meshes": meshes, "templates": templates, "faces": human_model.faces}
 
@@ -751,14 +751,13 @@ def apply_human(handles: SceneHandles, vertices: np.ndarray, teeth_verts: np.nda
 
 
 def apply_top(handles: SceneHandles, vertices: np.ndarray, cut: str) -> None:
-    """Fit the cloth shell of ``cut`` over the posed body (vertices (V, 3) world metres). Cuts
-    without one (turtleneck, collared) show the body's own CLOTHING faces alone."""
+    """Fit the cloth shell of ``cut`` (CLOTHING_CUTS) over the posed body (vertices (V, 3)
+    world metres)."""
     top = handles.extras["top"]
     obj = top["object"]
-    mesh = top["meshes"].get(cut)
-    obj.hide_render = mesh is None
-    if mesh is None:
-        return
+    if cut not in top["meshes"]:
+        raise ValueError(f"clothing_cut {cut!r} is not one of {CLOTHING_CUTS}")
+    mesh = top["meshes"][cut]
     if obj.data != mesh:
         obj.data = mesh
     co = regions.shell_vertices(top["templates"][cut], np.asarray(vertices, dtype=np.float64), top["faces"])

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from matplotlib.path import Path as PolyPath
+from scipy import ndimage
 
 from replicantface import labels, regions
 from replicantface.accessories import AccessoryParams
@@ -214,11 +215,12 @@ def test_brow_band_and_lash_lines_darken_brows_and_lid_margins(generator):
 
 def test_shell_templates_cut_smoothly_along_the_neckline(human):
     verts = human.neutral.vertices
-    body = human.part_of_face == "body"
+    body = regions.top_region(human)
     cuts = regions.clothing_cuts(human, verts)
     fields = regions.neckline_fields(human, verts)
+    assert list(fields) == list(CLOTHING_CUTS)
     normals = labels.vertex_normals(verts, human.faces)
-    for cut in regions.SHELL_CUTS:
+    for cut in CLOTHING_CUTS:
         f = fields[cut]
         # The field is the line clothing_cuts uses face by face.
         assert np.array_equal((f[human.faces] < 0).all(axis=1) & body, cuts[cut] & body), cut
@@ -253,29 +255,40 @@ def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
     green = dataclasses.replace(base, clothing_rgb=(0.02, 0.5, 0.03), clothing_rgb2=(0.02, 0.5, 0.03),
                                 clothing_pattern="solid")
     top = generator.handles.extras["top"]["object"]
-    for cut in regions.SHELL_CUTS:
+    for cut in CLOTHING_CUTS:
         p = _frontal(generator, 3, dataclasses.replace(green, clothing_cut=cut))
         p = dataclasses.replace(p, camera=dataclasses.replace(p.camera, shift_y=-0.5, face_fraction=0.6))
+        if cut == "turtleneck":  # a low camera sees the neck between the collar and the jaw
+            p = dataclasses.replace(p, pose=dataclasses.replace(p.pose, camera_pitch_deg=20.0))
         s = generator._render_once(p)
         rgb = s.rgb.astype(float)
         greenish = rgb[..., 1] > rgb[..., 0] + 20
         cloth, neck = s.mask == SegClass.CLOTHING, s.mask == SegClass.NECK
-        assert cloth.sum() > 300 and neck.sum() > 100, cut
-        assert greenish[cloth].mean() > 0.95 and greenish[neck].mean() < 0.05, (cut, greenish[cloth].mean(),
-                                                                              greenish[neck].mean())
+        # Pixels on the edge mix both colours (the mask takes a pixel's centre); under a
+        # turtleneck's chin the skin also catches some green light bounced off the cloth.
+        bare_neck = ndimage.binary_erosion(neck)
+        assert cloth.sum() > 300 and bare_neck.sum() > 100, cut
+        assert greenish[cloth].mean() > 0.95 and greenish[bare_neck].mean() < 0.1, (
+            cut, greenish[cloth].mean(), greenish[bare_neck].mean())
         # Roughness of the neckline: the first CLOTHING row in each column across the middle of
         # the neck (its shoulder ends are steep anyway); mean |second difference| in pixels.
         cols = np.flatnonzero(neck.any(axis=0))
         cols = np.arange(*np.quantile(cols, [0.15, 0.85]).astype(int))
 
-        def roughness(mask, cols=cols):
+        def roughness(mask, cols=cols, cut=cut):
             rows = np.array([np.argmax(mask[:, c]) for c in cols], dtype=float)
-            return np.abs(np.diff(rows, 2)).mean()
+            d1 = np.diff(rows)
+            d2 = np.abs(np.diff(d1))
+            if cut == "collared":  # leave out the front opening's steep sides
+                d2 = d2[(np.abs(d1[:-1]) <= 4) & (np.abs(d1[1:]) <= 4)]
+            return d2.mean()
 
         top.hide_render = True  # the body's own faces alone
         bare = generator._scene.render(generator.handles)
         top.hide_render = False
         smooth, stepped = roughness(cloth), roughness(bare.seg == SegClass.CLOTHING)
         assert smooth < 1.0, (cut, smooth)
-        if cut != "crew":  # the crew line runs along the mesh's edge loops and steps little
+        # The crew line runs along the mesh's edge loops and steps little; the collar's steps
+        # are as steep as its opening's sides, which the measure leaves out.
+        if cut not in ("crew", "collared"):
             assert smooth < 0.6 * stepped, (cut, smooth, stepped)
