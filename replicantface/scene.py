@@ -311,20 +311,21 @@ def _skin_group(nodes: dict):
 
     # Spots: freckles (dense, small, on cheeks and nose), moles (rare, dark), blemishes (red).
     # Each ends multiplied by its amount, so Cycles folds the whole branch away when it is 0.
-    def spots(scale, radius, amount, density, dimensions="3D"):
+    # 3D cells: a frontal (x, y) projection would cost a third, but draws streaks down the
+    # nose's sides and the cheeks' turn toward the ears.
+    def spots(scale, radius, amount, density):
         vor = g.node("ShaderNodeTexVoronoi", Vector=p, Scale=scale)
-        vor.voronoi_dimensions = dimensions  # 2D (frontal x, y) costs a third of 3D
         spot = g.smooth(vor.outputs["Distance"], radius * 0.5, radius, 1.0, 0.0)
         keep = g.math("LESS_THAN", vor.outputs["Color"], g.math("MULTIPLY", amount, density))
         return g.math("MULTIPLY", g.math("MULTIPLY", spot, keep), amount)
 
     freckle_zone = g.math("ADD", g.math("MULTIPLY", g.sum(cheek, nose), 1.5), 0.2, clamp=True)
-    freckles = g.math("MULTIPLY", spots(420.0, 0.42, v["freckles"], 0.8, "2D"),
+    freckles = g.math("MULTIPLY", spots(420.0, 0.42, v["freckles"], 0.8),
                       g.math("MULTIPLY", freckle_zone, g.smooth(broad, 0.3, 0.6, 0.4, 1.2)))
     colour = g.mix("MULTIPLY", colour, (0.62, 0.42, 0.3, 1.0), freckles)
     moles = spots(40.0, 0.07, v["moles"], 0.08)
     colour = g.mix("MULTIPLY", colour, (0.3, 0.2, 0.16, 1.0), g.math("MINIMUM", g.math("MULTIPLY", moles, 4.0), 1.0))
-    blemishes = spots(110.0, 0.2, v["blemishes"], 0.12, "2D")
+    blemishes = spots(110.0, 0.2, v["blemishes"], 0.12)
     colour = g.mix("MULTIPLY", colour, (1.0, 0.55, 0.55, 1.0), blemishes)
 
     # Wrinkles: forehead lines (horizontal waves), crow's feet (rays round the eye corner),
