@@ -7,7 +7,7 @@ label face box ``bbox_face`` (IoU >= ``--min-iou``, or the detection's centre in
 The first detector is the one the pass mark applies to (MTCNN by default, target 98 %).
 
 Usage: python benchmarks/bench_realism.py [--count 200] [--seed 0] [--quality preview]
-    [--resolution 320] [--max-yaw 60] [--detectors mtcnn haar] [--out outputs/bench_realism]
+    [--resolution PX] [--max-yaw 60] [--detectors mtcnn haar] [--out outputs/bench_realism]
 Needs the detectors: pip install -e '.[bench]'
 Use quality preview or final: "test" (4 samples, no denoiser) is too noisy for MTCNN to see faces.
 Prints markdown tables (overall, by |yaw| bin and by appearance groups found in the params) and
@@ -161,7 +161,8 @@ def main() -> int:
     ap.add_argument("--preset", default="default", help="randomization preset (default: default)")
     ap.add_argument("--start", type=int, default=0, help="first index tried")
     ap.add_argument("--quality", default="preview")
-    ap.add_argument("--resolution", type=int, default=320)
+    ap.add_argument("--resolution", type=int, default=None,
+                    help="image side in pixels (default: the quality's, as `replicantface generate` renders)")
     ap.add_argument("--max-yaw", type=float, default=60.0, help="degrees, |label yaw|")
     ap.add_argument("--detectors", nargs="+", default=["mtcnn", "haar"],
                     help="the first one is checked against --target")
@@ -235,7 +236,7 @@ def main() -> int:
 
     table = rate_table(rows, names)
     print(f"\n{len(rows)} samples (seed {args.seed}, indices {args.start}..{index - 1}, "
-          f"{skipped} skipped for |yaw| > {args.max_yaw:g}), {args.quality} {args.resolution}px, "
+          f"{skipped} skipped for |yaw| > {args.max_yaw:g}), {args.quality} {gen.resolution}px, "
           f"device {gen.device}")
     print_table(table, names)
 

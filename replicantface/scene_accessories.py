@@ -17,6 +17,9 @@ from replicantface.accessories import MATERIAL_KINDS, PATTERNS, AccessoryMesh
 from replicantface.scene import write_triangles
 
 _KEY = "accessories"
+# Share of light a dark lens lets through: sunglasses filter categories 2-3 pass 8-43 %.
+# Its alpha (1 - this) stays over the pass alpha threshold (0.5), so the mask shows the lens.
+DARK_LENS_TRANSMITTANCE = 0.2
 CLEAR_LENS_GLARE = 0.06  # emission strength of the clear lenses' Fresnel sheen (more turns them milky in dim light)
 
 
@@ -137,6 +140,24 @@ def _material(handles, kind: str, seg_class: int):
     }[kind]
     bsdf = _node(tree, "ShaderNodeBsdfPrincipled", **settings)
     tree.links.new(colour, bsdf.inputs["Base Color"])
+    if kind == "lens_dark":
+        # Tinted glass: DARK_LENS_TRANSMITTANCE of the light passes in the lens's hue (its
+        # colour at full value), so eyes show faintly behind it; the rest is the glossy coat.
+        hsv = tree.nodes.new("ShaderNodeSeparateColor")
+        hsv.mode = "HSV"
+        tree.links.new(colour, hsv.inputs[0])
+        hue = tree.nodes.new("ShaderNodeCombineColor")
+        hue.mode = "HSV"
+        tree.links.new(hsv.outputs[0], hue.inputs[0])
+        tree.links.new(hsv.outputs[1], hue.inputs[1])
+        hue.inputs[2].default_value = 1.0
+        transparent = tree.nodes.new("ShaderNodeBsdfTransparent")
+        tree.links.new(hue.outputs[0], transparent.inputs["Color"])
+        mix = _node(tree, "ShaderNodeMixShader", Fac=DARK_LENS_TRANSMITTANCE)
+        tree.links.new(bsdf.outputs[0], mix.inputs[1])
+        tree.links.new(transparent.outputs[0], mix.inputs[2])
+        tree.links.new(mix.outputs[0], out.inputs["Surface"])
+        return _keep(state, key, mat)
     if kind in ("fabric", "knit"):
         coord = tree.nodes.new("ShaderNodeTexCoord")
         if kind == "knit":  # vertical ribs
