@@ -26,7 +26,7 @@ from replicantface.classes import SegClass
 from replicantface.labels import vertex_normals
 
 HAIRSTYLES = ("bald", "buzz", "short", "side_part", "curly", "long_straight", "ponytail",
-              "double_tail", "bun", "bob", "fringe", "afro")
+              "double_tail", "bun", "bob", "fringe", "afro", "balding")
 BEARDS = ("none", "stubble", "moustache", "goatee", "chin_strap", "full")
 BROW_SHAPES = ("straight", "soft_arch", "high_arch", "rounded", "thin", "bushy")
 
@@ -47,8 +47,10 @@ _COLOUR_WEIGHTS_LIGHT = {"black": 1.0, "dark_brown": 2.0, "brown": 2.5, "light_b
 _COLOUR_WEIGHTS_DARK = {"black": 6.0, "dark_brown": 3.0, "brown": 0.5}
 
 # Default style weights (HAIRSTYLES order) for women and men; a sample mixes them by gender.
-_STYLE_WEIGHTS_FEMALE = (0.1, 0.3, 0.6, 0.6, 1.0, 2.0, 1.5, 0.5, 1.0, 1.5, 1.2, 0.4)
-_STYLE_WEIGHTS_MALE = (1.0, 1.5, 2.5, 2.0, 0.6, 0.3, 0.2, 0.02, 0.15, 0.2, 0.4, 0.4)
+# A man's "bald" (shaved) and "balding" (male-pattern: a horseshoe of hair round the sides and
+# back) weights grow with age (HairConfig.bald_age_gain), balding twice as fast.
+_STYLE_WEIGHTS_FEMALE = (0.1, 0.3, 0.6, 0.6, 1.0, 2.0, 1.5, 0.5, 1.0, 1.5, 1.2, 0.4, 0.0)
+_STYLE_WEIGHTS_MALE = (0.6, 1.5, 2.5, 2.0, 0.6, 0.3, 0.2, 0.02, 0.15, 0.2, 0.4, 0.4, 0.4)
 _BEARD_WEIGHTS = (0.0, 2.0, 0.7, 1.0, 0.6, 1.5)  # BEARDS order; "none" comes from the probability
 
 _CLASS = {"hair": SegClass.HAIR, "hair_cap": SegClass.HAIR, "scalp_shadow": SegClass.SKIN,
@@ -104,7 +106,8 @@ class HairParams:
     redness (pheomelanin share); grey is the fraction of white strands (0..1).
 
     part_x_m: head-frame x of the parting (0 = centre); length_scale multiplies style lengths;
-    recession: 0..1 how far the front hairline has receded; beard_length_m: typical beard strand
+    recession: 0..1 how far the front hairline has receded (for "balding", how low the band of
+    hair round the sides and back ends); beard_length_m: typical beard strand
     length; brow_density 0..1; lash_length_m: longest upper lash.
     """
 
@@ -191,7 +194,9 @@ def sample_hair(rng: np.random.Generator, cfg: HairConfig, age_years: float, gen
         w = np.asarray(cfg.style_weights, dtype=float)
     else:
         male = np.array(_STYLE_WEIGHTS_MALE)
-        male[0] *= 1.0 + cfg.bald_age_gain * np.clip((age_years - 30.0) / 40.0, 0.0, 1.0)
+        older = np.clip((age_years - 30.0) / 40.0, 0.0, 1.0)
+        male[HAIRSTYLES.index("bald")] *= 1.0 + cfg.bald_age_gain * older
+        male[HAIRSTYLES.index("balding")] *= 1.0 + 2.0 * cfg.bald_age_gain * older
         w = (1.0 - g) * np.array(_STYLE_WEIGHTS_FEMALE) + g * male
     style = HAIRSTYLES[rng.choice(len(HAIRSTYLES), p=w / w.sum())]
 
@@ -580,7 +585,23 @@ _STYLES = {
                   frame_face=True),
     "fringe": _Style((0.22, 0.28), 22, "fringe", 0.012, 0.4, 0.7, 0.6, 500, 6000, 0.00016, 0.3,
                      cut="fringe", frame_face=True),
+    "balding": _Style((0.012, 0.03), 6, "crown", 0.005, 1.0, 0.0, 0.45, 200, 5000, 0.00015, 0.2),
 }
+
+
+# Male-pattern baldness keeps hair only below this line (neutral head-frame y by |azimuth|):
+# none at the front and top, a band above the ears and round the back. Recession 0 raises the
+# band by _BALDING_RISE_M (Norwood VI), 1 leaves the narrowest (VII).
+_BALDING_AZ = np.array([0, 58, 68, 90, 130, 180], dtype=float)
+_BALDING_TOP_Y = np.array([-1.0, -1.0, 0.03, 0.05, 0.055, 0.05])
+_BALDING_RISE_M = 0.02
+
+
+def _hair_top_y(az: np.ndarray, recession: float, style: str) -> np.ndarray:
+    """Highest neutral head-frame y of the hair at each |azimuth| (degrees); inf for a full head."""
+    if style != "balding":
+        return np.full(np.shape(az), np.inf)
+    return np.interp(az, _BALDING_AZ, _BALDING_TOP_Y) + (1.0 - recession) * _BALDING_RISE_M
 
 
 def _hairline_y(az: np.ndarray, recession: float, style: str) -> np.ndarray:
@@ -725,7 +746,9 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
         return None, None
     pool = tables.scalp
     az = tables.scalp_azimuth
-    active = np.flatnonzero(pool.neutral[:, 1] > _hairline_y(az, params.recession, params.style))
+    y = pool.neutral[:, 1]
+    active = np.flatnonzero((y > _hairline_y(az, params.recession, params.style))
+                            & (y < _hair_top_y(az, params.recession, params.style)))
     n_child = int(style.children * params.density)
     g_idx = rng.choice(active, size=min(style.guides, len(active)), replace=False)
     c_idx = rng.choice(active, size=min(n_child, len(active)), replace=False)
@@ -860,8 +883,11 @@ def _cap_from_faces(verts: np.ndarray, normals: np.ndarray, faces: np.ndarray, c
 
 def _scalp_cap(params: HairParams, verts, normals, tables: HairTables) -> CapMesh | None:
     line = _hairline_y(tables.vertex_azimuth, params.recession, params.style)
-    # Opaque from 12 mm above the hairline, fading to nothing at it; clear of the ears.
+    top = _hair_top_y(tables.vertex_azimuth, params.recession, params.style)
+    # Opaque from 12 mm above the hairline, fading to nothing at it (and at a balding head's
+    # upper line); clear of the ears.
     cover = np.clip((tables.neutral_y - line) / 0.012, 0.0, 1.0)
+    cover *= np.clip((top - tables.neutral_y) / 0.012, 0.0, 1.0)
     cover *= np.clip((tables.vertex_ear_dist - _EAR_MARGIN_M) / 0.006, 0.0, 1.0)
     faces = tables.faces[tables.cap_faces]
     faces = faces[(cover[faces] > 0).any(axis=1)]

@@ -132,7 +132,7 @@ def test_accessory_and_hair_tables_in_toml(tmp_path):
     ("[accessories.probabilities]\nhat = 1.5\n", r"probabilities.hat = 1.5 is out of range \[0.0, 1.0\]"),
     ("[accessories.weights]\nmonocle = 1\n", r"weights.monocle is not known"),
     ("[accessories]\nprobabilities = 3\n", r"probabilities must be a table"),
-    ("[hair]\nstyle_weights = [1, 2]\n", r"\[hair\]: style_weights needs 12 weights"),
+    ("[hair]\nstyle_weights = [1, 2]\n", r"\[hair\]: style_weights needs 13 weights"),
     ("[hair]\nbeard_prob_male = 2\n", r"beard_prob_male = 2 is out of range"),
 ])
 def test_bad_accessory_and_hair_values_are_named(tmp_path, text, message):
@@ -177,7 +177,7 @@ def test_readme_config_example_loads(tmp_path):
     f = tmp_path / "readme.toml"
     f.write_text(block)
     cfg = config.load_config(f)
-    assert cfg.accessories.weights == {"hood": 0.0} and len(cfg.hair.style_weights) == 12
+    assert cfg.accessories.weights == {"hood": 0.0} and len(cfg.hair.style_weights) == 13
 
 
 def test_a_range_whose_min_exceeds_its_max_is_refused(tmp_path):

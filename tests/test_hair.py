@@ -191,3 +191,31 @@ def test_a_shaved_scalp_shows_a_faint_shadow_that_keeps_it_skin(generator, table
     front = (shadow[:, 1] < lm[19, 1]) & (shadow[:, 2] > lm[0, 2])
     assert shadow[:, 1].max() > lm[19, 1] + 0.08
     assert (np.abs(shadow[front, 0]) > 0.85 * abs(lm[0, 0])).all()
+
+
+def test_balding_leaves_the_crown_bare_and_keeps_a_horseshoe(generator, tables):
+    """Against pixels: from above the front, the top of a balding head is skin where a short
+    cut's is hair; from behind, the band of hair round the back shows."""
+    from replicantface import scene_hair
+
+    params = generator.params(31, 3)
+    params = dataclasses.replace(params, camera=dataclasses.replace(params.camera, shift_x=0.0, shift_y=0.0,
+                                                                    use_dof=False),
+                                 accessories=AccessoryParams())
+    above, behind = PoseParams(0.0, 0.0, 0.0, 0.0, -35.0), PoseParams(0.0, 0.0, 0.0, 180.0, 0.0)
+    try:
+        top_hair = {}
+        for style in ("short", "balding"):
+            p = dataclasses.replace(params, hair=_params(style, grey=0.0), pose=above)
+            mask = generator.render(p).mask
+            head = np.isin(mask, [SegClass.SKIN, SegClass.HAIR])
+            rows = np.flatnonzero(head.any(axis=1))
+            crown = head[rows[0]:rows[0] + max(3, len(rows) // 8)]
+            band = mask[rows[0]:rows[0] + max(3, len(rows) // 8)]
+            top_hair[style] = (band[crown] == SegClass.HAIR).mean()
+        assert top_hair["short"] > 0.6 and top_hair["balding"] < 0.05, top_hair
+        p = dataclasses.replace(params, hair=_params("balding", grey=0.0), pose=behind)
+        mask = generator.render(p).mask
+        assert (mask == SegClass.HAIR).sum() > 150 and (mask == SegClass.SKIN).sum() > 150
+    finally:
+        scene_hair.hide_hair(generator.handles)
