@@ -1416,7 +1416,7 @@ def _build_scarf(head, ch, spec, b) -> None:
     h_lo = -0.012
     h_hi = chin_h - 0.004
     cmap = _CylMap(origin, axis, np.array([0.0, 0.0, 1.0]), head.obstacles, (h_lo - 0.01, h_hi + 0.06),
-                   max_radius=0.11)
+                   max_radius=0.13)
     gap = 0.003 if gaiter else 0.008
     th = 0.004 if gaiter else 0.014
     fld = cmap.field(0.6 if not gaiter else 0.3, 4, 1.5)

@@ -37,6 +37,13 @@ _AGE_PARAM = np.array([1.0 / 3.0, 2.0 / 3.0, 1.0])
 NECK_BONES = ("neck01",)
 HEAD_BONE = "head"
 EYE_BONES = {"R": "eye.R", "L": "eye.L"}
+# anny's rest pose holds the arms out 47 degrees below horizontal with the forearms reaching
+# forward (an A-pose). Every sample lowers the upper arms by ARM_DROP_DEG about the body's
+# front-back axis and swings the forearms down by FOREARM_DROP_DEG about its left-right axis,
+# so the arms hang at about 77 degrees with the forearms 20 degrees forward, as a person stands.
+ARM_DROP_DEG = 30.0
+FOREARM_DROP_DEG = 30.0
+ARM_BONES = {"L": ("upperarm01.L", "lowerarm01.L"), "R": ("upperarm01.R", "lowerarm01.R")}
 
 
 def age_param_from_years(years: float) -> float:
@@ -120,6 +127,11 @@ class HumanModel:
         """
         torch = self._torch
         deltas = {}
+        forearm = _rigid(Rotation.from_rotvec([np.radians(FOREARM_DROP_DEG), 0.0, 0.0]).as_matrix())
+        for side, sign in (("L", 1.0), ("R", -1.0)):  # world Y: front-back; X: left-right
+            upper, lower = ARM_BONES[side]
+            deltas[upper] = _rigid(Rotation.from_rotvec([0.0, sign * np.radians(ARM_DROP_DEG), 0.0]).as_matrix())
+            deltas[lower] = forearm
         if head_rotvec_body is not None:
             half = Rotation.from_rotvec(np.asarray(head_rotvec_body) * 0.5).as_matrix()
             half_world = HEAD_BASIS_WORLD @ half @ HEAD_BASIS_WORLD.T
