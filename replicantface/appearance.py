@@ -84,7 +84,9 @@ class AppearanceParams:
     Amounts (redness, flush, freckles, ...) are in [0, 1]; 0 means none. ``wrinkles`` maps
     WRINKLES names to depth, ``makeup`` maps MAKEUP names to amount and ``makeup_rgb`` gives
     their colours. ``detail_offset`` shifts the procedural skin textures (metres), so freckles,
-    moles and pores sit differently on every face.
+    moles and pores sit differently on every face. ``under_eye_dark`` darkens the skin round
+    the eyes: below the lower lid, and the upper lid up to the brow at 0.8 of it
+    (``scene.UPPER_LID_DARK``).
     """
 
     fitzpatrick: float

@@ -269,6 +269,10 @@ _SKIN_PARAMS = {
     "blush": 0.0, "blush_rgb": (0.75, 0.3, 0.3),
 }
 
+# The upper lid's share of ``under_eye_dark``: the thin lid skin up to the brow is darker and
+# browner than the cheek, as under the eye, so the eyes read as dark hollows from a distance.
+UPPER_LID_DARK = 0.8
+
 
 def _skin_group(nodes: dict):
     """One shader group for every skin-like slot; ``Lip`` (0/1) selects the lip extras.
@@ -298,7 +302,7 @@ def _skin_group(nodes: dict):
     eyelid, lash, lash_natural = g.split(g.attribute("rf_zone_c").outputs["Vector"])
     crow_angle, naso_d, under_d = g.split(g.attribute("rf_lines").outputs["Vector"])
 
-    # Colour: base tone, regional flush, mottling, under-eye shadow.
+    # Colour: base tone, regional flush, mottling, darker skin round the eyes.
     broad = g.node("ShaderNodeTexNoise", Vector=p, Scale=14.0, Detail=1.0).outputs["Fac"]
     flush_zone = g.sum(cheek, g.math("MULTIPLY", nose, 0.9), g.math("MULTIPLY", ear, 0.7))
     flush_var = g.smooth(broad, 0.35, 0.65, 0.3, 1.0)
@@ -307,7 +311,8 @@ def _skin_group(nodes: dict):
     colour = g.mix("MULTIPLY", v["skin_rgb"], (1.0, 0.7, 0.68, 1.0), red)
     mottle = g.node("ShaderNodeTexNoise", Vector=p, Scale=55.0, Detail=2.0, Roughness=0.6).outputs["Color"]
     colour = g.mix("OVERLAY", colour, mottle, v["mottling"])
-    colour = g.mix("MULTIPLY", colour, (0.7, 0.56, 0.6, 1.0), g.math("MULTIPLY", under_zone, v["under_eye_dark"]))
+    socket = g.math("ADD", under_zone, g.math("MULTIPLY", eyelid, UPPER_LID_DARK), clamp=True)
+    colour = g.mix("MULTIPLY", colour, (0.7, 0.56, 0.6, 1.0), g.math("MULTIPLY", socket, v["under_eye_dark"]))
 
     # Spots: freckles (dense, small, on cheeks and nose), moles (rare, dark), blemishes (red).
     # Each ends multiplied by its amount, so Cycles folds the whole branch away when it is 0.

@@ -183,7 +183,7 @@ def test_brow_band_and_lash_lines_darken_brows_and_lid_margins(generator):
     the lid margins, as the landmarks place them in the rendered image, and nowhere else."""
     base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
     base = dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}, brow_rgb=(0.01, 0.008, 0.006),
-                               brow_darkening=0.0, lash_line=0.0)
+                               brow_darkening=0.0, lash_line=0.0, under_eye_dark=0.0)
 
     def render(**changes):
         p = _frontal(generator, 2, dataclasses.replace(base, **changes))
@@ -211,6 +211,37 @@ def test_brow_band_and_lash_lines_darken_brows_and_lid_margins(generator):
     # The brow band sits above the upper lids, the lash lines at the eyes.
     assert np.nonzero(plain - brow > 12.0)[0].mean() < lm[[37, 38, 43, 44], 1].min()
     assert abs(np.nonzero(plain - lash > 12.0)[0].mean() - lm[36:48, 1].mean()) < 0.3 * eye_w
+
+
+def test_skin_round_the_eyes_is_darker_above_and_below(generator):
+    """``under_eye_dark`` darkens the skin below the lower lids and the upper lids up to the
+    brows, on both sides, as the landmarks place them in the rendered image, and not the
+    forehead, nose tip or cheeks further out."""
+    base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
+    base = dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}, under_eye_dark=0.0)
+
+    def render(amount):
+        p = _frontal(generator, 2, dataclasses.replace(base, under_eye_dark=amount))
+        p = dataclasses.replace(p, camera=dataclasses.replace(p.camera, face_fraction=0.9))
+        s = generator._render_once(p)
+        return s.rgb.astype(float).mean(axis=2), s.labels["landmarks_2d"]
+
+    plain, lm = render(0.0)
+    dark, _ = render(1.0)
+    rows, cols = np.nonzero(plain - dark > 8.0)
+    pts = np.c_[cols + 0.5, rows + 0.5]
+    eye_w = np.linalg.norm(lm[39] - lm[36])
+    centres = np.array([lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)])
+    near = np.linalg.norm(pts[:, None] - centres[None], axis=2).min(axis=1)
+    assert len(pts) > 40 and np.quantile(near, 0.95) < 1.3 * eye_w, (len(pts), np.quantile(near, 0.95), eye_w)
+    mid = lm[27, 0]
+    lid_top = lm[[37, 38, 43, 44], 1].min()
+    lid_bottom = lm[[40, 41, 46, 47], 1].max()
+    for side in (pts[:, 0] < mid, pts[:, 0] > mid):
+        assert (side & (pts[:, 1] < lid_top)).sum() > 10, "upper lids"
+        assert (side & (pts[:, 1] > lid_bottom)).sum() > 10, "under the eyes"
+    # Nothing at the nose tip or the mouth.
+    assert not (pts[:, 1] > lm[33, 1]).any()
 
 
 def test_shell_templates_cut_smoothly_along_the_neckline(human):
