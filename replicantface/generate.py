@@ -40,6 +40,7 @@ from replicantface.identity import IdentityParams, face_change_labels, sample_id
 from replicantface.lighting import (
     LightingParams,
     exposure_ev,
+    face_light_ratio,
     face_luminance,
     find_hdris,
     sample_lighting,
@@ -56,6 +57,15 @@ _VARIED = ("expression", "lighting", "post")
 # Streams for redrawing the lighting of a sample that rendered too dark.
 _RELIGHT_KEY = 7919
 OCCLUSION_TOLERANCE_M = 0.002
+# The face patches the camera's face metering averages the light over (head frame: x toward
+# the subject's left, y up, z out of the face): straight out, and 40 degrees to each side,
+# up and down.
+_METER_TILT = np.radians(40.0)
+FACE_METER_NORMALS = np.array([
+    [0.0, 0.0, 1.0],
+    [np.sin(_METER_TILT), 0.0, np.cos(_METER_TILT)], [-np.sin(_METER_TILT), 0.0, np.cos(_METER_TILT)],
+    [0.0, np.sin(_METER_TILT), np.cos(_METER_TILT)], [0.0, -np.sin(_METER_TILT), np.cos(_METER_TILT)],
+])
 
 
 @dataclass(frozen=True)
@@ -213,8 +223,10 @@ class Generator:
         s.apply_top(self.handles, geo.vertices, params.appearance.clothing_cut)
         worn = self._apply_worn(params, geo)
         s.apply_camera(self.handles, cam_to_world, cam, focus_distance_m=cam.distance_m)
-        ev = exposure_ev(params.lighting, params.appearance.skin_rgb, self.cfg.lighting.exposure_max_ev)
-        s.apply_lighting(self.handles, params.lighting, self._hdri_path(params.lighting.hdri),
+        hdri_path = self._hdri_path(params.lighting.hdri)
+        ev = exposure_ev(params.lighting, params.appearance.skin_rgb, self.cfg.lighting.exposure_max_ev,
+                         light_ratio=self.face_light_ratio(params, geo))
+        s.apply_lighting(self.handles, params.lighting, hdri_path,
                          cam_to_world, target, exposure_ev=ev)
         t1 = time.perf_counter()
         result = s.render(self.handles)
@@ -228,6 +240,17 @@ class Generator:
         t3 = time.perf_counter()
         timings = {"scene_s": t1 - t0, "render_s": t2 - t1, "labels_s": t3 - t2}
         return Sample(rgb, result.seg, label_arrays, params, timings)
+
+    def face_light_ratio(self, params: SampleParams, geo=None) -> float:
+        """How brightly the sample's environment map lights its face, relative to an even sky
+        (lighting.face_light_ratio over FACE_METER_NORMALS): what the camera's face metering
+        sees. ``geo`` is the posed human (``pose_human``), computed when not given."""
+        if geo is None:
+            geo = self.pose_human(params)[0]
+        self._ensure_scene()
+        grid = self._scene.hdri_luminance_map(self.handles, self._hdri_path(params.lighting.hdri))
+        normals = FACE_METER_NORMALS @ geo.head_to_world[:3, :3].T
+        return face_light_ratio(grid, params.lighting.rotation_deg, normals)
 
     def _apply_worn(self, params: SampleParams, geo) -> list:
         """Fit and place the sample's accessories and hair; returns the opaque accessory meshes

@@ -40,6 +40,8 @@ EXTRA_LIGHT_KINDS = ("AREA", "SPOT", "POINT")
 # would make every face equally bright whatever its skin tone.
 FACE_METERING_DOWN = 0.8
 FACE_METERING_UP = 0.4
+# The meter's view of the environment: an equirectangular grid of METER_MAP_ROWS x 2 rows.
+METER_MAP_ROWS = 16
 
 
 def builtin_hdris() -> list[Path]:
@@ -76,6 +78,56 @@ def hdri_gain(pixels: np.ndarray) -> float:
     w = np.cos(lat)[:, None]
     mean = float((lum * w).sum() / (w.sum() * pixels.shape[1]))
     return TARGET_LUMINANCE / max(mean, 1e-6)
+
+
+def luminance_map(pixels: np.ndarray, rows: int = METER_MAP_ROWS) -> np.ndarray:
+    """(rows, 2 * rows) block-mean luminance of an equirectangular map, row 0 at the top.
+
+    pixels: (H, W, 3 or 4) linear RGB(A), row 0 at the top, H >= rows and W >= 2 * rows.
+    """
+    h, w = pixels.shape[:2]
+    if h < rows or w < 2 * rows:
+        raise ValueError(f"an environment map of {w}x{h} pixels is smaller than the "
+                         f"{2 * rows}x{rows} metering grid")
+    lum = pixels[..., :3] @ LUMINANCE_WEIGHTS
+    r_edges = np.linspace(0, h, rows + 1).astype(int)[:-1]
+    c_edges = np.linspace(0, w, 2 * rows + 1).astype(int)[:-1]
+    sums = np.add.reduceat(np.add.reduceat(lum, r_edges, axis=0), c_edges, axis=1)
+    counts = np.outer(np.diff(np.r_[r_edges, h]), np.diff(np.r_[c_edges, w]))
+    return sums / counts
+
+
+def map_directions(shape: tuple, rotation_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """World directions (N, 3) of the cell centres of an equirectangular grid, and their solid
+    angles (N,), for a map turned by ``rotation_deg`` about world Z.
+
+    Blender's convention: a map column u in [0, 1) faces azimuth atan2(y, x) = (0.5 - u) * 2 pi,
+    row 0 faces up, and the world shader's Mapping node turns the lookup direction, so a world
+    direction d reads the map at Rz(rotation) d.
+    """
+    rows, cols = shape
+    lat = (0.5 - (np.arange(rows) + 0.5) / rows) * np.pi
+    az = (0.5 - (np.arange(cols) + 0.5) / cols) * 2.0 * np.pi - np.radians(rotation_deg)
+    lat, az = np.meshgrid(lat, az, indexing="ij")
+    dirs = np.stack([np.cos(lat) * np.cos(az), np.cos(lat) * np.sin(az), np.sin(lat)], axis=-1)
+    solid = np.cos(lat) * (np.pi / rows) * (2.0 * np.pi / cols)
+    return dirs.reshape(-1, 3), solid.ravel()
+
+
+def face_light_ratio(lum_map: np.ndarray, rotation_deg: float, normals: np.ndarray) -> float:
+    """How brightly an environment lights a face, relative to an even sky of the same mean.
+
+    lum_map: (rows, cols) luminance (``luminance_map``); normals: (K, 3) world unit normals of
+    the face's patches. Returns the mean over the patches of E(n) / (pi * mean luminance), the
+    irradiance a Lambertian patch facing n receives over what it would under a uniform sky:
+    1 for an even sky, above 1 facing the sun, below 1 with the light behind the head.
+    """
+    dirs, solid = map_directions(lum_map.shape, rotation_deg)
+    lum = np.asarray(lum_map, dtype=float).ravel()
+    mean = float(lum @ solid) / (4.0 * np.pi)
+    cosines = np.clip(np.asarray(normals, dtype=float) @ dirs.T, 0.0, None)
+    irradiance = cosines @ (lum * solid)
+    return float(np.mean(irradiance) / (np.pi * max(mean, 1e-12)))
 
 
 @dataclass(frozen=True)
@@ -178,21 +230,22 @@ def sample_lighting(rng: np.random.Generator, cfg: LightingConfig, hdri_names: l
     )
 
 
-def exposure_ev(params: LightingParams, skin_rgb, max_ev: float) -> float:
+def exposure_ev(params: LightingParams, skin_rgb, max_ev: float, light_ratio: float = 1.0) -> float:
     """Exposure correction in stops of a face-priority auto-exposure, as phones and cameras meter.
 
-    The face's linear luminance is predicted from the lighting alone (skin albedo x the
-    normalised environment luminance x strength x tint, as under an even sky), and the exposure
-    closes FACE_METERING_DOWN (darkening) or FACE_METERING_UP (lifting) of the gap in stops to
-    ``params.face_exposure``, within
-    ``±max_ev``: a fair face in strong light is not blown out, a dark face in dim light is
-    lifted, and skin tones stay apart. The real light on the face still varies with the map's
-    direction, which the prediction ignores, as a meter's error would.
+    The face's linear luminance is predicted from the lighting (skin albedo x the normalised
+    environment luminance x strength x tint x ``light_ratio``, the face's share of the light
+    from ``face_light_ratio``: below 1 when the light comes from behind the head), and the
+    exposure closes FACE_METERING_DOWN (darkening) or FACE_METERING_UP (lifting) of the gap in
+    stops to ``params.face_exposure``, within ``±max_ev``: a fair face in strong light is not
+    blown out, a dark or backlit face is lifted, and skin tones stay apart. Shadows cast on the
+    face by the head, hair and headwear are not predicted, as a meter's error would miss them.
     """
     if params.face_exposure <= 0.0:
         return 0.0
     albedo = float(np.asarray(skin_rgb, dtype=float) @ LUMINANCE_WEIGHTS)
-    predicted = albedo * TARGET_LUMINANCE * params.strength * float(np.mean(params.tint_rgb))
+    predicted = (albedo * TARGET_LUMINANCE * params.strength * float(np.mean(params.tint_rgb))
+                 * float(light_ratio))
     gap = float(np.log2(params.face_exposure / max(predicted, 1e-6)))
     ev = gap * (FACE_METERING_DOWN if gap < 0.0 else FACE_METERING_UP)
     return float(np.clip(ev, -max_ev, max_ev))

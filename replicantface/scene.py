@@ -33,7 +33,13 @@ from replicantface.appearance import (
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
-from replicantface.lighting import BACKDROP_PATTERNS, EXTRA_LIGHT_KINDS, LightingParams, hdri_gain
+from replicantface.lighting import (
+    BACKDROP_PATTERNS,
+    EXTRA_LIGHT_KINDS,
+    LightingParams,
+    hdri_gain,
+    luminance_map,
+)
 from replicantface.quiet import quiet_fds
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
@@ -872,7 +878,8 @@ def apply_camera(handles: SceneHandles, camera_to_world: np.ndarray, params: Cam
 
 
 def _load_hdri(handles: SceneHandles, path: Path):
-    """The HDRI image and its brightness-normalising gain, loaded once per file."""
+    """The HDRI image, its brightness-normalising gain and its metering grid
+    (lighting.luminance_map), loaded once per file."""
     key = str(path)
     if key not in handles.hdri_dir_images:
         if not Path(path).is_file():
@@ -882,9 +889,14 @@ def _load_hdri(handles: SceneHandles, path: Path):
         w, h = image.size
         pixels = np.empty(w * h * 4, dtype=np.float32)
         image.pixels.foreach_get(pixels)
-        gain = hdri_gain(pixels.reshape(h, w, 4)[::-1])
-        handles.hdri_dir_images[key] = (image, gain)
+        pixels = pixels.reshape(h, w, 4)[::-1]
+        handles.hdri_dir_images[key] = (image, hdri_gain(pixels), luminance_map(pixels))
     return handles.hdri_dir_images[key]
+
+
+def hdri_luminance_map(handles: SceneHandles, hdri_path: Path) -> np.ndarray:
+    """The HDRI's (rows, 2 * rows) luminance grid for the camera's face metering."""
+    return _load_hdri(handles, hdri_path)[2]
 
 
 def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Path,
@@ -897,7 +909,7 @@ def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Pat
     handles.scene.cycles.film_exposure = float(2.0 ** exposure_ev)
     tree = handles.world.node_tree
     env = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
-    image, gain = _load_hdri(handles, hdri_path)
+    image, gain, _ = _load_hdri(handles, hdri_path)
     env.image = image
     mapping = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeMapping")
     mapping.inputs["Rotation"].default_value = (0.0, 0.0, float(np.radians(params.rotation_deg)))

@@ -115,3 +115,42 @@ def test_face_exposure_brightens_the_rendered_face(generator):
         q = dataclasses.replace(p, lighting=dataclasses.replace(p.lighting, face_exposure=target))
         lum.append(float(generator._render_once(q).labels["face_luminance"]))
     assert lum[1] > lum[0] + 25.0, lum
+
+
+def test_face_light_ratio_follows_the_map_and_its_rotation():
+    even = np.ones((16, 32))
+    assert lighting.face_light_ratio(even, 37.0, np.array([[0.0, -1.0, 0.0]])) == pytest.approx(1.0, rel=0.01)
+    sun = np.full((16, 32), 0.01)
+    sun[7, 8] = 100.0  # just above the horizon, map azimuth (0.5 - 8.5 / 32) * 360 = 84 degrees
+    axes = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    for rotation, lit in ((0.0, 1), (90.0, 0), (180.0, 3)):  # the map turns the other way
+        ratios = [lighting.face_light_ratio(sun, rotation, n[None]) for n in axes]
+        assert int(np.argmax(ratios)) == lit and max(ratios) > 3.0, (rotation, ratios)
+        assert min(ratios) < 0.1
+    with pytest.raises(ValueError, match="smaller than the 32x16 metering grid"):
+        lighting.luminance_map(np.ones((8, 16, 3)))
+
+
+def test_face_metering_sees_where_the_light_comes_from(generator):
+    """Against pixels: of the turns of the sunrise map, the one the face metering rates
+    brightest renders a brighter face than the one it rates darkest (metering off); metering
+    on brings the two closer."""
+    p = generator.params(3, 6)
+    pose = dataclasses.replace(p.pose, head_yaw_deg=0.0, head_pitch_deg=0.0, head_roll_deg=0.0,
+                               camera_heading_deg=0.0, camera_pitch_deg=0.0)
+    light = dataclasses.replace(p.lighting, hdri="sunrise.exr", backdrop=None, extra_light=None,
+                                strength=1.0, tint_rgb=(1.0, 1.0, 1.0))
+    p = dataclasses.replace(p, pose=pose, lighting=light)
+
+    def turned(rotation, face_exposure):
+        return dataclasses.replace(p, lighting=dataclasses.replace(light, rotation_deg=rotation,
+                                                                   face_exposure=face_exposure))
+
+    rotations = np.arange(0.0, 360.0, 45.0)
+    ratios = [generator.face_light_ratio(turned(r, 0.0)) for r in rotations]
+    bright, dark = rotations[int(np.argmax(ratios))], rotations[int(np.argmin(ratios))]
+    assert max(ratios) > 4 * min(ratios), ratios
+    lum = {(r, e): float(generator._render_once(turned(r, e)).labels["face_luminance"])
+           for r in (bright, dark) for e in (0.0, 0.2)}
+    assert lum[bright, 0.0] > lum[dark, 0.0] + 30.0, lum
+    assert abs(lum[bright, 0.2] - lum[dark, 0.2]) < 0.7 * (lum[bright, 0.0] - lum[dark, 0.0]), lum
