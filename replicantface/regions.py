@@ -32,6 +32,10 @@ TURTLENECK_BELOW_CHIN_M = 0.022
 TURTLENECK_NAPE_RISE_M = 0.03
 COLLAR_HEIGHT_M = 0.035
 COLLAR_GAP_M = 0.03
+# Half-width of the neck hole, where the neckline goes over the shoulders to the back: the
+# shoulder tops beyond it are covered even where they rise above the collar line.
+NECK_HOLE_HALF_WIDTH_M = {"crew": 0.085, "v_neck": 0.085, "scoop": 0.11, "turtleneck": 0.085,
+                          "shirt_vee": 0.085}
 
 
 @functools.cache
@@ -159,7 +163,8 @@ def neckline_fields(human, verts: np.ndarray, bare_classes: np.ndarray | None = 
     """Cut name (CLOTHING_CUTS order) -> (V,) signed height in metres of each vertex above that
     cut's neckline, negative under the top. verts: (V, 3) neutral mesh, world metres (Z up).
 
-    crew, V-neck and scoop are one line under the collar line each. The turtleneck adds the
+    crew, V-neck and scoop are one line under the collar line each, within the neck hole's
+    half-width (NECK_HOLE_HALF_WIDTH_M): the shoulder tops beyond it stay covered. The turtleneck adds the
     neck up to a line under the chin that rises toward the nape; the shirt collar adds a band
     round the sides and back of the neck base, open at the front over a shallow V. Those two
     only reach vertices whose faces are all bare neck, so no head class is ever covered.
@@ -175,8 +180,13 @@ def neckline_fields(human, verts: np.ndarray, bare_classes: np.ndarray | None = 
     # line that climbs the neck.
     body_vertex = np.zeros(len(verts), dtype=bool)
     body_vertex[faces[human.part_of_face == "body"].ravel()] = True
-    under = {cut: np.where(body_vertex, vz - (collar_line - depth[cut]), _OUT_OF_REACH_M)
-             for cut in ("crew", "v_neck", "scoop", "shirt_vee")}
+
+    def in_hole(height: np.ndarray, cut: str) -> np.ndarray:
+        """A body vertex is bare above the line and inside the neck hole's width."""
+        return np.where(body_vertex, np.minimum(height, NECK_HOLE_HALF_WIDTH_M[cut] - np.abs(vx)),
+                        _OUT_OF_REACH_M)
+
+    under = {cut: in_hole(vz - (collar_line - depth[cut]), cut) for cut in ("crew", "v_neck", "scoop", "shirt_vee")}
     if bare_classes is None:
         bare_classes = _classes_without_top(human, verts)
     neck_face = top_region(human) & (bare_classes == SegClass.NECK)
@@ -195,7 +205,7 @@ def neckline_fields(human, verts: np.ndarray, bare_classes: np.ndarray | None = 
         "crew": under["crew"],
         "v_neck": under["v_neck"],
         "scoop": under["scoop"],
-        "turtleneck": np.minimum(np.where(body_vertex, vz - collar_line, _OUT_OF_REACH_M), on_neck(turtle)),
+        "turtleneck": np.minimum(in_hole(vz - collar_line, "turtleneck"), on_neck(turtle)),
         "collared": np.minimum(under["shirt_vee"], on_neck(band)),
     }
 

@@ -280,8 +280,8 @@ def test_shell_templates_cut_smoothly_along_the_neckline(human):
 
 def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
     """Against pixels: with a green top, CLOTHING pixels are green and bare neck pixels are not,
-    right up to the edge; and the shell's edge row varies smoothly across the neckline, where
-    the body's own faces step."""
+    right up to the edge; the bare neck is narrower than the shoulders; and the shell's edge row
+    varies smoothly across the neckline, where the body's own faces step."""
     base = sample_appearance(np.random.default_rng(5), AppearanceConfig(fitzpatrick_weights=(0, 1, 0, 0, 0, 0)), 30.0)
     green = dataclasses.replace(base, clothing_rgb=(0.02, 0.5, 0.03), clothing_rgb2=(0.02, 0.5, 0.03),
                                 clothing_pattern="solid")
@@ -301,6 +301,10 @@ def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
         assert inner_cloth.sum() > 300 and bare_neck.sum() > 100, cut
         assert greenish[inner_cloth].mean() > 0.95 and greenish[bare_neck].mean() < 0.1, (
             cut, greenish[inner_cloth].mean(), greenish[bare_neck].mean())
+        # The neck hole is narrower than the shoulders: the top covers the shoulder tops.
+        span = {name: np.ptp(np.quantile(np.flatnonzero(m.any(axis=0)), [0.01, 0.99]))
+                for name, m in (("neck", neck), ("cloth", cloth))}
+        assert span["neck"] < 0.55 * span["cloth"], (cut, span)
         # Roughness of the neckline: the first CLOTHING row in each column across the middle of
         # the neck (its shoulder ends are steep anyway); mean |second difference| in pixels.
         cols = np.flatnonzero(neck.any(axis=0))
