@@ -423,8 +423,9 @@ def _grid_solid(inner: np.ndarray, outer: np.ndarray, wrap_u: bool) -> tuple[np.
 
 def _tube(path: np.ndarray, radius, sides: int = 8, ref=(0.0, 1.0, 0.0), closed: bool = False,
           aspect: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """A closed tube along (K, 3) ``path``; radius scalar or (K,); ``aspect`` stretches the
-    section along the reference direction (flat bands); closed=True joins the ends (a ring)."""
+    """A closed tube along (K, 3) ``path``; radius scalar or (K,); ``aspect`` (scalar or (K,))
+    stretches the section along the reference direction (flat bands); closed=True joins the ends
+    (a ring)."""
     path = np.asarray(path, dtype=np.float64)
     k = len(path)
     r = np.broadcast_to(np.asarray(radius, dtype=np.float64), (k,))
@@ -442,6 +443,7 @@ def _tube(path: np.ndarray, radius, sides: int = 8, ref=(0.0, 1.0, 0.0), closed:
     n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
     b = np.cross(t, n)
     ang = np.linspace(0, 2 * np.pi, sides, endpoint=False) + np.pi / sides
+    aspect = np.broadcast_to(np.asarray(aspect, dtype=np.float64), (k,))[:, None, None]
     ring = (np.cos(ang)[None, :, None] * n[:, None] * aspect + np.sin(ang)[None, :, None] * b[:, None])
     verts = path[:, None] + r[:, None, None] * ring
     # Rings along the path (joined end to start when closed), each section a closed loop.
@@ -1238,29 +1240,111 @@ def _build_hairband(head, ch, spec, b) -> None:
     b.add(v, f, mat)
 
 
+_CUP_ASPECT = 1.12  # ear cups are this much taller than wide
+_CUSHION_INNER = 0.62  # an over-ear cushion's opening, as a share of the cup radius (at least)
+_CUSHION_GIVE = 0.02  # how much deeper than its seat a cushion's foam may follow the head (m)
+_CUSHION_MIN_WIDTH = 0.012  # an over-ear cushion's ring is at least this wide (m)
+_CUP_REACH = 0.045  # obstacles further out from the ear's centre than this are not the head (m)
+
+
+def _cup_axis(rel: np.ndarray, axis: np.ndarray, cup_r: float, max_tilt_deg: float = 25.0) -> np.ndarray:
+    """An over-ear cup's outward axis, tilted to lie flat on the side of the head round the ear.
+
+    rel: (N, 3) obstacle points relative to the ear's centre (head frame); axis: the straight
+    outward axis (+-x). The outermost point of each of 16 sectors of the ring the cushion covers
+    is taken; a plane fitted through them gives the axis, at most max_tilt_deg from straight.
+    """
+    out = rel @ axis
+    y, z = rel[:, 1] / _CUP_ASPECT, rel[:, 2]
+    radial = np.hypot(y, z)
+    ring = (out > -0.03) & (radial > _CUSHION_INNER * cup_r) & (radial < cup_r)
+    sector = np.floor((np.arctan2(z, y) + np.pi) / (2.0 * np.pi) * 16).astype(int) % 16
+    top = []
+    for k in range(16):
+        idx = np.flatnonzero(ring & (sector == k))
+        if len(idx):
+            top.append(rel[idx[np.argmax(out[idx])]])
+    if len(top) < 6:
+        return axis
+    top = np.array(top)
+    # out = c0 + c1 y + c2 z, least squares; the plane's normal points outward.
+    coef, *_ = np.linalg.lstsq(np.c_[np.ones(len(top)), top[:, 1], top[:, 2]], top @ axis, rcond=None)
+    n = _unit(axis - coef[1] * np.array([0.0, 1.0, 0.0]) - coef[2] * np.array([0.0, 0.0, 1.0]))
+    tilt = np.degrees(np.arccos(np.clip(n @ axis, -1.0, 1.0)))
+    if tilt > max_tilt_deg:
+        n = _unit(axis + (n - axis) * (max_tilt_deg / tilt))
+    return n
+
+
 def _build_headphones(head, ch, spec, b) -> None:
     o = spec.options
     body = b.slot("plastic", HEADWEAR, ch.colour_rgb)
     cushion = b.slot("leather", HEADWEAR, (0.02, 0.02, 0.02) if ch.variant < 0.7 else ch.secondary_rgb)
     cup_r = o["cup_r"] * (0.95 + 0.1 * ch.variant)
-    tops = {}
+    frames = {}
     for s, side in (("r", -1.0), ("l", 1.0)):
         ear = head.ear[s]
-        centre = ear.mean(0) + np.array([0.0, 0.004 if o["over_ear"] else 0.0, 0.0])
+        centre = ear.mean(0)
         axis = np.array([side, 0.0, 0.0])
-        rel = head.obstacles - centre
-        inside = (rel[:, 1] / (cup_r * 1.12 + 0.003)) ** 2 + (rel[:, 2] / (cup_r + 0.003)) ** 2 < 1.0
-        face_c = centre + axis * max(0.0, float((rel[inside] @ axis).max(initial=0.0)) + 0.003)
-        cush_len, shell_len = 0.014, 0.016
-        for (x0, length, r0, mat, yscale) in ((0.0, cush_len, cup_r, cushion, 1.12),
-                                             (cush_len, shell_len, cup_r * 0.96, body, 1.12)):
-            path = np.array([face_c + axis * x0, face_c + axis * (x0 + length)])
-            path = np.linspace(path[0], path[1], 4)
-            rad = np.full(4, r0)
-            rad[-1] *= 0.88 if mat == body else 1.0
-            v, f = _tube(path, rad, 28, ref=(0.0, 1.0, 0.0), aspect=yscale)
-            b.add(v, f, mat)
-        tops[s] = face_c + axis * (cush_len + 0.5 * shell_len) + np.array([0.0, cup_r * 1.12, 0.0])
+        # Only the head can hold a cup: a shoulder further out than _CUP_REACH is left alone.
+        obst = head.obstacles[(head.obstacles - centre) @ axis < _CUP_REACH]
+        if o["over_ear"]:
+            # A ring cushion round the whole ear, seated on the head and tilted to its side.
+            centre[1:] = 0.5 * (ear[:, 1:].min(0) + ear[:, 1:].max(0))
+            axis = _cup_axis(obst - centre, axis, cup_r)
+        up = _unit(np.array([0.0, 1.0, 0.0]) - axis[1] * axis)
+        fwd = np.cross(axis, up) * side
+        e = ear - centre
+        frames[s] = (centre, axis, up, fwd, obst, float(np.hypot((e @ up) / _CUP_ASPECT, e @ fwd).max()))
+    if o["over_ear"]:
+        # Both cups alike, grown (up to 25 %) until the opening clears a large ear.
+        ear_radial = max(f[-1] for f in frames.values())
+        cup_r = float(np.clip(ear_radial + 0.002 + _CUSHION_MIN_WIDTH, cup_r, 1.25 * cup_r))
+        inner = float(np.clip(ear_radial + 0.002, _CUSHION_INNER * cup_r, cup_r - _CUSHION_MIN_WIDTH))
+    tops = {}
+    for s, side in (("r", -1.0), ("l", 1.0)):
+        centre, axis, up, fwd, obst, _ = frames[s]
+        rel = obst - centre
+        out = rel @ axis
+        radial = np.hypot((rel @ up) / _CUP_ASPECT, rel @ fwd)
+        near = out > -0.03  # this side of the head
+        if o["over_ear"]:
+            band = near & (radial > inner) & (radial < cup_r + 0.003)
+            seat = float(out[band].max(initial=0.0)) + 0.0015
+            ear_out = float(out[near & (radial <= inner)].max(initial=seat))
+            cush_len = max(0.016, ear_out + 0.004 - seat)
+            face_c = centre + axis * seat
+            # The foam follows the head: round the ring, its inner face reaches down to the head
+            # (up to _CUSHION_GIVE deeper than where it is seated), its outer face stays flat.
+            a = np.linspace(0.0, 2.0 * np.pi, 40, endpoint=False)
+            ang = np.arctan2(rel @ fwd, (rel @ up) / _CUP_ASPECT)
+            local = np.full(len(a), seat - _CUSHION_GIVE)
+            for k, ak in enumerate(a):
+                sel = band & (np.abs(np.angle(np.exp(1j * (ang - ak)))) < np.radians(14.0))
+                local[k] = max(local[k], float(out[sel].max(initial=-1.0)) + 0.0015)
+            local = np.maximum(local, np.convolve(np.r_[local[-2:], local, local[:2]], np.ones(5) / 5, "valid"))
+            depth = seat + cush_len - local
+            half_w = 0.5 * (cup_r - inner)
+            loop = (centre + axis * (local + 0.5 * depth)[:, None] + (0.5 * (cup_r + inner))
+                    * (np.cos(a)[:, None] * up * _CUP_ASPECT + np.sin(a)[:, None] * fwd))
+            v, f = _tube(loop, half_w, 14, ref=axis, closed=True, aspect=0.5 * depth / half_w)
+            b.add(v, f, cushion)
+            shell_x0 = 0.75 * cush_len  # the shell closes the ring beyond the ear
+        else:
+            # On-ear: the pad rests on the ear itself.
+            face_c = centre + axis * (max(0.0, float(out[radial < cup_r + 0.003].max(initial=0.0))) + 0.003)
+            cush_len = 0.014
+            v, f = _tube(np.linspace(face_c, face_c + axis * cush_len, 4), cup_r, 28, ref=up,
+                         aspect=_CUP_ASPECT)
+            b.add(v, f, cushion)
+            shell_x0 = cush_len
+        shell_len = 0.016
+        path = np.linspace(face_c + axis * shell_x0, face_c + axis * (shell_x0 + shell_len), 4)
+        rad = np.full(4, cup_r * 0.96)
+        rad[-1] *= 0.88
+        v, f = _tube(path, rad, 28, ref=up, aspect=_CUP_ASPECT)
+        b.add(v, f, body)
+        tops[s] = face_c + axis * (shell_x0 + 0.5 * shell_len) + up * cup_r * _CUP_ASPECT
     # Headband over the crown, in the plane of the cups.
     zc = 0.5 * (tops["r"][2] + tops["l"][2])
     a = np.linspace(-np.radians(80), np.radians(80), 41)

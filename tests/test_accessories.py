@@ -195,6 +195,29 @@ def test_no_skin_inside_any_accessory_for_extreme_faces(generator, tables, extre
     assert not bad, f"skin inside accessories (mm): {bad}"
 
 
+def test_over_ear_cushions_rest_on_the_head(generator, tables, extreme_heads):
+    """The cushion encloses the ear and sits on the head round it: the outer edge of its
+    head-facing side lies within 12 mm of the head (a cushion pressed on the ear's outside,
+    like an on-ear pad, stands 13-25 mm off)."""
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    for ename, verts in extreme_heads:
+        bvh = BVHTree.FromPolygons(verts.astype(float).tolist(), generator.human.faces.tolist())
+        for variant in (0.1, 0.9):
+            mesh = acc.build_accessories(acc.AccessoryParams((_choice("headphones_over_ear", variant),)),
+                                         verts, tables)[0]
+            leather = [k for k, m in enumerate(mesh.materials) if m[0] == "leather"]
+            cushion = mesh.vertices[np.unique(mesh.faces[np.isin(mesh.face_material, leather)])].astype(float)
+            for side in (-1.0, 1.0):
+                c = cushion[cushion[:, 0] * side > 0]
+                out = c[:, 0] * side
+                radial = np.hypot(c[:, 1] - c[:, 1].mean(), c[:, 2] - c[:, 2].mean())
+                rim = c[(out < out.min() + 0.3 * np.ptp(out)) & (radial > 0.8 * radial.max())]
+                gap = np.median([bvh.find_nearest(Vector(q))[3] for q in rim])
+                assert gap < 0.012, (ename, variant, side, round(gap * 1000, 1))
+
+
 def test_combinations_clear_each_other(generator, tables, extreme_heads):
     _, verts = extreme_heads[0]
     params = acc.AccessoryParams(tuple(_choice(n) for n in
