@@ -35,7 +35,7 @@ from replicantface.camera import (
 from replicantface.classes import FACE_BOX_CLASSES, FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
-from replicantface.hair import HairParams, HairTables, hair_strands, melanin_rgb, sample_hair
+from replicantface.hair import HairParams, HairTables, hair_strands, melanin_rgb, sample_hair, world_down_in_head
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import (
     LightingParams,
@@ -261,7 +261,8 @@ class Generator:
         verts_head = labels.transform_points(to_head, geo.vertices)
         meshes = build_accessories(params.accessories, verts_head, self.accessory_tables)
         cover = hair_cover(params.accessories, verts_head, self.accessory_tables)
-        strands = hair_strands(params.hair, verts_head, self.hair_tables, cover)
+        strands = hair_strands(params.hair, verts_head, self.hair_tables, cover,
+                               world_down_in_head(geo.head_to_world))
         scene_accessories.apply_accessories(self.handles, meshes, geo.head_to_world)
         scene_hair.apply_hair(self.handles, strands, params.hair, geo.head_to_world)
         occluders = []

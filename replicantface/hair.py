@@ -63,6 +63,7 @@ _BROW_POOL = 3000
 _DENSE_POOL = 60000
 _POOL_SEED = 20240607  # fixed: the root pools are part of the mesh tables
 _LO_M = 0.0015  # hair keeps at least this far above the skin
+HEAD_DOWN = np.array([0.0, -1.0, 0.0])  # the head frame's own down: gravity for an upright head
 _CAP_OFFSET_M = 0.0006
 
 
@@ -666,10 +667,10 @@ def _face_keep_out(lm: np.ndarray):
 
 def _march(roots: np.ndarray, normals: np.ndarray, desired, seg: np.ndarray, n_pts: int,
            surf: _Surface, style: _Style, cover: HeadCover | None = None, keep_out=None,
-           hug_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Grow strands from (N, 3) roots: each step turns toward ``desired(p, t)`` (gravity takes
-    over after the hugging part), keeps above the skin and, while hugging, within the hug
-    height of it; under a cover, within its clearance. seg: (N,) step length in metres.
+           hug_m: float | None = None, down: np.ndarray = HEAD_DOWN) -> tuple[np.ndarray, np.ndarray]:
+    """Grow strands from (N, 3) roots: each step turns toward ``desired(p, t)`` (gravity, along
+    ``down``, takes over after the hugging part), keeps above the skin and, while hugging, within
+    the hug height of it; under a cover, within its clearance. seg: (N,) step length in metres.
 
     Returns points (N, P, 3) and the skin normal under each point (N, P, 3).
     """
@@ -677,7 +678,6 @@ def _march(roots: np.ndarray, normals: np.ndarray, desired, seg: np.ndarray, n_p
     pts = np.empty((n, n_pts, 3))
     nrm = np.empty((n, n_pts, 3))
     pts[:, 0], nrm[:, 0] = roots, normals
-    down = np.array([0.0, -1.0, 0.0])
     hug = style.hug_m if hug_m is None else hug_m
     p, n_prev, h_prev = roots.copy(), normals.copy(), np.zeros(n)
     d = _unit(_unit(desired(p, 0.0)) + 0.5 * normals)
@@ -739,8 +739,8 @@ def _children(rng: np.random.Generator, guides: np.ndarray, guide_normals: np.nd
 
 
 def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, tables: HairTables,
-                   surf: _Surface, rng: np.random.Generator,
-                   cover: HeadCover | None) -> tuple[Strands | None, CapMesh | None]:
+                   surf: _Surface, rng: np.random.Generator, cover: HeadCover | None,
+                   down: np.ndarray = HEAD_DOWN) -> tuple[Strands | None, CapMesh | None]:
     style = _STYLES.get(params.style)
     if style is None:
         return None, None
@@ -765,7 +765,7 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
                "centre": np.array([0.0, top - 0.09, 0.5 * (back + lm[27, 2])])}
 
     if style.flow in ("tie", "ties", "bun"):
-        guides, g_nrm = _tied(style, params, g_roots, g_norm, gn, verts, tables, surf, rng, cover)
+        guides, g_nrm = _tied(style, params, g_roots, g_norm, gn, verts, tables, surf, rng, cover, down)
     else:
         exempt = None
         if style.flow == "fringe":
@@ -783,7 +783,7 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
 
         lengths = rng.uniform(*style.length_m, size=len(g_idx)) * params.length_scale
         guides, g_nrm = _march(g_roots, g_norm, desired, lengths / (style.points - 1), style.points, surf,
-                               style, cover, keep)
+                               style, cover, keep, down=down)
         jitter = rng.normal(0.0, 1.0, len(g_idx))
         if style.cut == "bob":
             guides = _cut_below(guides, lm[8, 1] + 0.012 + 0.003 * jitter)
@@ -814,7 +814,7 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
 
 
 def _tied(style: _Style, params: HairParams, roots, normals, roots_n, verts, tables: HairTables,
-          surf: _Surface, rng, cover):
+          surf: _Surface, rng, cover, down: np.ndarray = HEAD_DOWN):
     """Guides of hair gathered at a tie: combed flat over the scalp to the tie, then a hanging
     tail (ponytail, two tails) or wound into a bun. Returns points and skin normals."""
     scalp = verts[tables.scalp_verts]
@@ -853,9 +853,9 @@ def _tied(style: _Style, params: HairParams, roots, normals, roots_n, verts, tab
         # One centre line per tie, hanging and pushed off the head and back; strands spread around it.
         length = style.length_m[1] * params.length_scale
         centre = np.empty((len(ties), n2, 3))
-        p, d = ties.copy(), _unit(tie_n + np.array([0.0, -0.3, 0.0]))
+        p, d = ties.copy(), _unit(tie_n + 0.3 * down)
         for k in range(n2):
-            d = _unit(0.75 * d + 0.25 * np.array([0.0, -1.0, 0.0]))
+            d = _unit(0.75 * d + 0.25 * down)
             p = surf.clamp(p + d * length / n2, 0.02, np.inf)
             centre[:, k] = p
         tail_len = rng.uniform(0.8, 1.0, (n, 1, 1))
@@ -1086,11 +1086,19 @@ def _apply_cover(strands: Strands, cover: HeadCover, surf: _Surface, dense: np.n
     strands.points = flat.reshape(strands.points.shape).astype(np.float32)
 
 
+def world_down_in_head(head_to_world: np.ndarray) -> np.ndarray:
+    """The world's down direction (-Z, Blender's up axis is Z) in the head frame of a (4, 4)
+    head-to-world transform: the direction hanging hair falls."""
+    down = np.linalg.solve(np.asarray(head_to_world, dtype=np.float64)[:3, :3], [0.0, 0.0, -1.0])
+    return _unit(down)
+
+
 def hair_strands(params: HairParams, verts_head: np.ndarray, tables: HairTables,
-                 cover: HeadCover | None = None) -> dict:
+                 cover: HeadCover | None = None, down=HEAD_DOWN) -> dict:
     """Strand curves (and caps) of one sample.
 
-    verts_head: (V, 3) the sample's posed mesh in its head frame (metres).
+    verts_head: (V, 3) the sample's posed mesh in its head frame (metres). down: the world's
+    down direction in the head frame (``world_down_in_head``); hanging hair falls along it.
     Returns kind -> Strands for "hair", "beard", "brow_r", "brow_l", "lash_r", "lash_l" and
     kind -> CapMesh for "hair_cap", "scalp_shadow" (a bald head's), "beard_cap"; a missing key
     means nothing of that kind.
@@ -1103,7 +1111,9 @@ def hair_strands(params: HairParams, verts_head: np.ndarray, tables: HairTables,
     coll = tables.collision_verts
     surf = _Surface(verts[coll], normals[coll])
     out: dict = {}
-    hair, cap = _scalp_strands(params, verts, normals, tables, surf, np.random.default_rng(seeds[0]), cover)
+    down = _unit(np.asarray(down, dtype=np.float64))
+    hair, cap = _scalp_strands(params, verts, normals, tables, surf, np.random.default_rng(seeds[0]), cover,
+                               down)
     shadow = _shaved_shadow(params, verts, normals, tables) if params.style == "bald" else None
     beard, beard_cap = _beard(params, verts, normals, tables, surf, np.random.default_rng(seeds[1]))
     for key, item in (("hair", hair), ("hair_cap", cap), ("scalp_shadow", shadow), ("beard", beard),

@@ -99,6 +99,31 @@ def test_strands_are_deterministic_fast_and_outside_the_skin(generator, tables):
         assert np.abs(pts).max() < 0.7
 
 
+def test_hanging_hair_falls_toward_the_ground(generator, tables):
+    """Tails and long hair hang along the world's down, not the head's: with the face turned up
+    or the head tilted, the hanging part points (nearly) straight down in the world."""
+    def tilt_from_down(params, style, down):
+        geo, verts = _head_verts(generator, params)
+        pts = hair.hair_strands(_params(style), verts, tables, down=down)["hair"].points.astype(float)
+        k = pts.shape[1]
+        hang = labels.transform_points(geo.head_to_world, pts[:, -1]) - \
+            labels.transform_points(geo.head_to_world, pts[:, (2 * k) // 3])
+        d = hang.mean(0) / np.linalg.norm(hang.mean(0))
+        return np.degrees(np.arccos(-d[2]))  # angle from world -Z
+
+    base = generator.params(2, 3)
+    for style, pose in (("double_tail", (0.0, 40.0, 0.0)), ("ponytail", (0.0, 35.0, 0.0)),
+                        ("long_straight", (0.0, 0.0, 30.0))):
+        p = dataclasses.replace(base, pose=PoseParams(*pose, 0.0, 0.0))
+        geo, _ = _head_verts(generator, p)
+        world = tilt_from_down(p, style, hair.world_down_in_head(geo.head_to_world))
+        head = tilt_from_down(p, style, hair.HEAD_DOWN)
+        assert world < 20.0 and world < head - 10.0, (style, round(world, 1), round(head, 1))
+    upright = dataclasses.replace(base, pose=PoseParams(0.0, 0.0, 0.0, 0.0, 0.0))
+    np.testing.assert_allclose(hair.world_down_in_head(_head_verts(generator, upright)[0].head_to_world),
+                               hair.HEAD_DOWN, atol=0.02)
+
+
 def test_covered_hair_stays_under_the_headwear(generator, tables):
     _, verts = _head_verts(generator, generator.params(2, 1))
     cover = hair.HeadCover(plane_normal=(0.0, 0.94, 0.34), plane_offset=0.035, max_offset_m=0.006)
