@@ -278,6 +278,11 @@ _SKIN_PARAMS = {
 # The upper lid's share of ``under_eye_dark``: the thin lid skin up to the brow is darker and
 # browner than the cheek, as under the eye, so the eyes read as dark hollows from a distance.
 UPPER_LID_DARK = 0.8
+# Skin gloss: an oily T-zone (forehead, nose) is this much smoother and this much more specular
+# at oiliness 1, and no skin is smoother than SKIN_MIN_ROUGHNESS (the lips may be).
+T_ZONE_OIL_ROUGHNESS = 0.12
+T_ZONE_OIL_SPECULAR = 0.1
+SKIN_MIN_ROUGHNESS = 0.28
 
 
 def _skin_group(nodes: dict):
@@ -382,11 +387,13 @@ def _skin_group(nodes: dict):
 
     # Roughness: oilier T-zone, glossier lips (more so with lipstick), slow variation.
     tzone = g.math("ADD", forehead, nose, clamp=True)
-    rough = g.math("SUBTRACT", v["roughness"], g.math("MULTIPLY", g.math("MULTIPLY", tzone, v["oiliness"]), 0.22))
+    rough = g.math("SUBTRACT", v["roughness"], g.math("MULTIPLY", g.math("MULTIPLY", tzone, v["oiliness"]), T_ZONE_OIL_ROUGHNESS))
+    # Skin stays at least SKIN_MIN_ROUGHNESS (oily skin sheens, it does not shine like wet paint);
+    # only the lips go glossier.
     rough = g.math("MULTIPLY_ADD", broad, 0.12, g.math("SUBTRACT", rough, 0.06))
+    rough = g.math("MAXIMUM", rough, SKIN_MIN_ROUGHNESS)
     lip_gloss = g.math("MULTIPLY", lip, g.math("MULTIPLY_ADD", v["lipstick"], 0.12, 0.1))
-    rough = g.math("SUBTRACT", rough, lip_gloss)
-    rough = g.math("MAXIMUM", rough, 0.15)
+    rough = g.math("MAXIMUM", g.math("SUBTRACT", rough, lip_gloss), 0.15)
 
     # One bump (Cycles evaluates its height graph three times): pores and skin grain, minus the
     # wrinkle grooves, plus under-eye bags.
@@ -398,7 +405,7 @@ def _skin_group(nodes: dict):
     bsdf = g.node("ShaderNodeBsdfPrincipled", **{
         "Base Color": colour, "Roughness": rough, "Normal": bump.outputs["Normal"],
         "Subsurface Weight": 0.3, "Subsurface Scale": 0.004, "IOR": 1.4,
-        "Specular IOR Level": g.math("MULTIPLY_ADD", g.math("MULTIPLY", tzone, v["oiliness"]), 0.25, 0.5),
+        "Specular IOR Level": g.math("MULTIPLY_ADD", g.math("MULTIPLY", tzone, v["oiliness"]), T_ZONE_OIL_SPECULAR, 0.5),
         "Coat Weight": g.math("MULTIPLY", lip, 0.15), "Coat Roughness": 0.2})
     bsdf.subsurface_method = "BURLEY"
     bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
