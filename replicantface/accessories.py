@@ -1302,8 +1302,7 @@ def _build_headphones(head, ch, spec, b) -> None:
         cup_r = float(np.clip(ear_radial + 0.002 + _CUSHION_MIN_WIDTH, cup_r, 1.25 * cup_r))
         inner = float(np.clip(ear_radial + 0.002, _CUSHION_INNER * cup_r, cup_r - _CUSHION_MIN_WIDTH))
     tops = {}
-    for s, side in (("r", -1.0), ("l", 1.0)):
-        centre, axis, up, fwd, obst, _ = frames[s]
+    for s, (centre, axis, up, fwd, obst, _) in frames.items():
         rel = obst - centre
         out = rel @ axis
         radial = np.hypot((rel @ up) / _CUP_ASPECT, rel @ fwd)
@@ -1322,7 +1321,8 @@ def _build_headphones(head, ch, spec, b) -> None:
             for k, ak in enumerate(a):
                 sel = band & (np.abs(np.angle(np.exp(1j * (ang - ak)))) < np.radians(14.0))
                 local[k] = max(local[k], float(out[sel].max(initial=-1.0)) + 0.0015)
-            local = np.maximum(local, np.convolve(np.r_[local[-2:], local, local[:2]], np.ones(5) / 5, "valid"))
+            smooth = np.convolve(np.r_[local[-2:], local, local[:2]], np.ones(5) / 5, "valid")
+            local = np.maximum(local, smooth)
             depth = seat + cush_len - local
             half_w = 0.5 * (cup_r - inner)
             loop = (centre + axis * (local + 0.5 * depth)[:, None] + (0.5 * (cup_r + inner))

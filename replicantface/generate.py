@@ -35,7 +35,14 @@ from replicantface.camera import (
 from replicantface.classes import FACE_BOX_CLASSES, FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
-from replicantface.hair import HairParams, HairTables, hair_strands, melanin_rgb, sample_hair, world_down_in_head
+from replicantface.hair import (
+    HairParams,
+    HairTables,
+    hair_strands,
+    melanin_rgb,
+    sample_hair,
+    world_down_in_head,
+)
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import (
     LightingParams,

@@ -387,7 +387,8 @@ def _skin_group(nodes: dict):
 
     # Roughness: oilier T-zone, glossier lips (more so with lipstick), slow variation.
     tzone = g.math("ADD", forehead, nose, clamp=True)
-    rough = g.math("SUBTRACT", v["roughness"], g.math("MULTIPLY", g.math("MULTIPLY", tzone, v["oiliness"]), T_ZONE_OIL_ROUGHNESS))
+    oil = g.math("MULTIPLY", tzone, v["oiliness"])
+    rough = g.math("SUBTRACT", v["roughness"], g.math("MULTIPLY", oil, T_ZONE_OIL_ROUGHNESS))
     # Skin stays at least SKIN_MIN_ROUGHNESS (oily skin sheens, it does not shine like wet paint);
     # only the lips go glossier.
     rough = g.math("MULTIPLY_ADD", broad, 0.12, g.math("SUBTRACT", rough, 0.06))
@@ -405,7 +406,7 @@ def _skin_group(nodes: dict):
     bsdf = g.node("ShaderNodeBsdfPrincipled", **{
         "Base Color": colour, "Roughness": rough, "Normal": bump.outputs["Normal"],
         "Subsurface Weight": 0.3, "Subsurface Scale": 0.004, "IOR": 1.4,
-        "Specular IOR Level": g.math("MULTIPLY_ADD", g.math("MULTIPLY", tzone, v["oiliness"]), T_ZONE_OIL_SPECULAR, 0.5),
+        "Specular IOR Level": g.math("MULTIPLY_ADD", oil, T_ZONE_OIL_SPECULAR, 0.5),
         "Coat Weight": g.math("MULTIPLY", lip, 0.15), "Coat Roughness": 0.2})
     bsdf.subsurface_method = "BURLEY"
     bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
