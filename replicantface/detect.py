@@ -15,6 +15,7 @@ the top-left pixel corner (x1/y1 exclusive), the convention of ``labels.bbox_fro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import numpy as np
 
 DETECTORS = ("mtcnn", "haar")
 INSTALL_HINT = "pip install -e '.[bench]'"
+MTCNN_STAGES = ("P-Net", "R-Net", "O-Net")
+MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)  # MTCNN's standard stage thresholds
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def _require(module: str, package: str):
                           f"installed: {INSTALL_HINT}") from err
 
 
-def mtcnn_detector(min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+def mtcnn_detector(min_face_size: int = 20, thresholds: Sequence[float] = MTCNN_THRESHOLDS,
                    scale_factor: float = 0.709) -> Detector:
     """MTCNN with its standard settings (minimum face 20 px, stage thresholds 0.6/0.7/0.7)."""
     _require("cv2", "opencv-python-headless")
@@ -61,6 +64,29 @@ def mtcnn_detector(min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 
         return sorted(out, key=lambda d: -d.confidence)
 
     return detect
+
+
+def mtcnn_stage_probe(rgb: np.ndarray, face_box: Sequence[float], loosened: float = 0.3,
+                      min_iou: float = 0.3) -> dict[str, float | None]:
+    """Which MTCNN stage holds a face back: stage name (MTCNN_STAGES) -> the confidence of the
+    matching detection when only that stage's threshold is lowered to ``loosened`` (the others
+    keep MTCNN_THRESHOLDS), or None when the face is still missed.
+
+    A face found only with the first stage loosened is one the cascade nearly proposed; one
+    missed with every stage loosened is far from what MTCNN knows as a face.
+    """
+    out = {}
+    for k, stage in enumerate(MTCNN_STAGES):
+        thresholds = list(MTCNN_THRESHOLDS)
+        thresholds[k] = loosened
+        match, _ = match_face(_mtcnn_with(tuple(thresholds))(rgb), face_box, min_iou)
+        out[stage] = match.confidence if match else None
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _mtcnn_with(thresholds: tuple) -> Detector:
+    return mtcnn_detector(thresholds=thresholds)
 
 
 def haar_detector(scale_factor: float = 1.1, min_neighbors: int = 5,

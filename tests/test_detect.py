@@ -49,3 +49,9 @@ def test_mtcnn_finds_a_frontal_render(generator):
         generator.set_quality("test")
     match, iou = detect.match_face(mtcnn(s.rgb), s.labels["bbox_face"])
     assert match is not None and match.confidence > 0.9 and iou > 0.4
+
+    # The stage probe sets one stage's threshold at a time: lowered, the face is still found;
+    # raised above 1, that stage passes nothing, whichever stage it is.
+    box = s.labels["bbox_face"]
+    assert all(c is not None and c > 0.9 for c in detect.mtcnn_stage_probe(s.rgb, box).values())
+    assert detect.mtcnn_stage_probe(s.rgb, box, loosened=1.01) == dict.fromkeys(detect.MTCNN_STAGES)
