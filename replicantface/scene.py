@@ -3,7 +3,7 @@
 scene_hair.py and scene_accessories.py add their objects to ``SceneHandles.extras``; the
 samplers, label maths, exporters and readers never touch bpy.
 
-Rendering: Cycles writes the beauty image (converted to AgX display space and put through a
+Rendering (``cycles_device``): Cycles writes the beauty image (converted to AgX display space and put through a
 gentle S-curve in the compositor)
 and the Material Index pass into one multilayer EXR in a private temp folder; ``render``
 reads both back as arrays. The index pass is not filtered, so every pixel gets exactly one
@@ -22,7 +22,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from replicantface import labels, mpfb_materials, regions
+from replicantface import cycles_device, labels, mpfb_materials, regions
 from replicantface.appearance import (
     CLOTHING_CUTS,
     CLOTHING_PATTERNS,
@@ -33,6 +33,7 @@ from replicantface.appearance import (
 from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
+from replicantface.cycles_device import RenderResult
 from replicantface.lighting import (
     BACKDROP_PATTERNS,
     EXTRA_LIGHT_KINDS,
@@ -40,7 +41,6 @@ from replicantface.lighting import (
     hdri_gain,
     luminance_map,
 )
-from replicantface.quiet import quiet_fds
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
 _SLOTS = {
@@ -144,22 +144,7 @@ def _alive(handles: SceneHandles) -> bool:
 
 def enable_gpu(handles: SceneHandles) -> str:
     """Use OptiX or CUDA when present; returns the device type in use ('CPU' otherwise)."""
-    prefs = bpy.context.preferences.addons["cycles"].preferences
-    for backend in ("OPTIX", "CUDA"):
-        try:
-            prefs.compute_device_type = backend
-        except TypeError:
-            continue
-        with quiet_fds(1, 2):
-            prefs.get_devices()
-        gpus = [d for d in prefs.devices if d.type == backend]
-        if gpus:
-            for d in prefs.devices:
-                d.use = d.type == backend
-            handles.scene.cycles.device = "GPU"
-            return backend
-    handles.scene.cycles.device = "CPU"
-    return "CPU"
+    return cycles_device.enable_gpu(handles.scene)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -733,7 +718,7 @@ def _build_compositor(scene, exr_dir: Path):
     out.format.color_depth = "32"
     out.format.exr_codec = "NONE"
     out.directory = str(exr_dir) + "/"
-    out.file_name = "render"
+    out.file_name = cycles_device.EXR_STEM
     out.file_output_items.new("RGBA", "rgb")
     out.file_output_items.new("FLOAT", "seg")
     # A camera-like S-curve on the display values: AgX alone is softer than a camera's JPEG.
@@ -980,23 +965,7 @@ def _to_blender_matrix(m: np.ndarray):
 
 
 def apply_quality(handles: SceneHandles, quality: QualityPreset, resolution: int) -> None:
-    scene = handles.scene
-    scene.render.resolution_x = scene.render.resolution_y = int(resolution)
-    cycles = scene.cycles
-    cycles.samples = quality.samples
-    cycles.use_adaptive_sampling = quality.adaptive_threshold > 0
-    cycles.adaptive_threshold = max(quality.adaptive_threshold, 0.001)
-    cycles.use_denoising = quality.denoise
-    cycles.denoiser = "OPENIMAGEDENOISE"
-    cycles.denoising_quality = quality.denoise_quality
-    cycles.denoising_prefilter = "ACCURATE" if quality.denoise_quality == "HIGH" else "FAST"
-    cycles.max_bounces = quality.max_bounces
-    cycles.diffuse_bounces = min(2, quality.max_bounces)
-    cycles.glossy_bounces = min(2, quality.max_bounces)
-    cycles.transmission_bounces = quality.max_bounces
-    cycles.transparent_max_bounces = 8
-    cycles.use_light_tree = True
-    scene.render.threads_mode = "AUTO"
+    cycles_device.apply_quality(handles.scene, quality, resolution)
 
 
 def camera_projection(handles: SceneHandles) -> np.ndarray:
@@ -1013,31 +982,8 @@ def camera_to_world(handles: SceneHandles) -> np.ndarray:
     return np.array(handles.camera.matrix_world, dtype=np.float64)
 
 
-@dataclass(frozen=True)
-class RenderResult:
-    """rgb: (H, W, 3) uint8, AgX display space; seg: (H, W) uint8 class ids."""
-
-    rgb: np.ndarray
-    seg: np.ndarray
-
-
 def render(handles: SceneHandles) -> RenderResult:
-    import OpenEXR
-
-    path = handles.exr_dir / "render.exr"
-    path.unlink(missing_ok=True)
-    with quiet_fds(1):
-        bpy.ops.render.render(write_still=False)
-    if not path.exists():
-        raise RuntimeError(f"Cycles wrote no render output to {path}")
-    with OpenEXR.File(str(path), separate_channels=True) as exr:
-        parts = {part.name(): part.channels for part in exr.parts}
-        rgb = np.stack([parts["rgb"][f"rgb.{c}"].pixels for c in "RGB"], axis=-1)
-        seg = parts["seg"]["seg.V"].pixels
-    path.unlink()
-    rgb8 = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    seg8 = np.rint(seg).astype(np.uint8)
-    return RenderResult(rgb8, seg8)
+    return cycles_device.render(handles.exr_dir)
 
 
 def purge_orphans() -> None:
