@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import bpy
 import pytest
@@ -37,3 +41,22 @@ def test_without_a_gpu_the_scene_renders_on_the_cpu(caplog):
     assert scene.cycles.device == "CPU"
     assert not cd.use_device(scene, "OPTIX") and not cd.use_device(scene, "CUDA")
     assert not caplog.records
+
+
+def test_a_saved_scene_renders_again_as_the_generator_rendered_it(tmp_path):
+    """benchmarks/bench_gpu.py: the saved scene (images packed), re-opened and rendered through
+    cycles_device on the CPU, matches the generator's own render of it."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+
+    def run(*args):
+        done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    run("save", str(tmp_path), "--count", "1", "--resolution", "64")
+    table = run("render", str(tmp_path), "--backends", "CPU", "--repeats", "1")
+    assert "| CPU | preview |" in table and "| CPU | final |" in table
+    (mae, agree), = json.loads((tmp_path / "gpu.json").read_text())["preview_vs_cpu"]["CPU"]
+    assert agree == 1.0
+    assert mae < 1.0
