@@ -111,6 +111,14 @@ def rate_table(rows: list[dict], detectors: list[str]) -> list[dict]:
     return table
 
 
+def rate_interval(hits: int, n: int) -> tuple[float, float]:
+    """Wilson 95 % confidence interval of a detection rate of ``hits`` out of ``n`` samples."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(hits), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def print_table(table: list[dict], detectors: list[str]) -> None:
     head = " | ".join(f"{d} rate | {d} conf" for d in detectors)
     print(f"| group | value | n | {head} |")
@@ -268,6 +276,7 @@ def main() -> int:
 
     primary = names[0]
     rate = table[0][primary]["rate"]
+    ci = {n: rate_interval(sum(r[n]["hit"] for r in rows), len(rows)) for n in names}
     summary = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "device": gen.device,
@@ -280,6 +289,7 @@ def main() -> int:
         "render_s_mean": float(np.mean([r["render_s"] for r in rows])),
         "detect_s_mean": {n: float(np.mean([r[n]["seconds"] for r in rows])) for n in names},
         "detection_rate": {n: table[0][n]["rate"] for n in names},
+        "detection_rate_ci95": ci,
         "mean_confidence": {n: table[0][n]["mean_confidence"] for n in names},
         "misses": {n: [r["index"] for r in rows if not r[n]["hit"]] for n in names},
         "target": {"detector": primary, "rate": args.target, "passed": rate >= args.target},
@@ -291,7 +301,9 @@ def main() -> int:
         for r in rows:
             f.write(json.dumps(r) + "\n")
     verdict = "PASS" if rate >= args.target else "FAIL"
-    print(f"\n{primary} detection rate {rate:.1%} (target {args.target:.0%}): {verdict}; "
+    lo, hi = ci[primary]
+    print(f"\n{primary} detection rate {rate:.1%} (95 % CI {lo:.1%}-{hi:.1%}; target "
+          f"{args.target:.0%}): {verdict}; "
           f"{summary['seconds_per_sample']:.2f} s/sample (render {summary['render_s_mean']:.2f} s); "
           f"wrote {args.out}/summary.json and misses_*.png")
     return 1 if args.strict and rate < args.target else 0
