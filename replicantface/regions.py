@@ -6,6 +6,7 @@ deformation exactly (a face keeps its class whatever the vertices do).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -30,6 +31,12 @@ SHIRT_V_DEPTH_M = 0.07
 SHIRT_V_HALF_WIDTH_M = 0.05
 TURTLENECK_BELOW_CHIN_M = 0.022
 TURTLENECK_NAPE_RISE_M = 0.03
+# A turtleneck's collar stands off the neck: TURTLENECK_LIFT_M over the neck, rising by
+# TURTLENECK_RIM_LIFT_M toward its rim, so the rim shows as an edge with a shadow under it.
+# The lift fades in over TURTLENECK_LIFT_FADE_M above the crew's collar line and below the rim.
+TURTLENECK_LIFT_M = 0.003
+TURTLENECK_RIM_LIFT_M = 0.001
+TURTLENECK_LIFT_FADE_M = 0.02
 COLLAR_HEIGHT_M = 0.035
 COLLAR_GAP_M = 0.03
 # Half-width of the neck hole, where the neckline goes over the shoulders to the back: the
@@ -220,7 +227,25 @@ def _neckline_depths(vx: np.ndarray, front: np.ndarray) -> dict:
             "shirt_vee": shirt_vee}
 
 
-SHELL_OFFSET_M = 0.0015  # the cloth shell's height above the skin
+SHELL_OFFSET_M = 0.0015  # the cloth shell's height above the skin (a turtleneck's collar: more)
+
+
+def _smooth01(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def shell_offsets(human, verts: np.ndarray, fields: dict) -> dict:
+    """Cut name -> (V,) the cloth's height above each body vertex, metres (neutral mesh ``verts``,
+    Z up; ``fields`` from ``neckline_fields``). SHELL_OFFSET_M everywhere, except the turtleneck's
+    collar, which stands off the neck (TURTLENECK_* constants)."""
+    base = np.full(len(verts), SHELL_OFFSET_M)
+    out = {cut: base for cut in fields}
+    if "turtleneck" in fields:
+        up_neck = _smooth01(fields["crew"] / TURTLENECK_LIFT_FADE_M)  # 0 at the crew's collar line
+        rim = _smooth01(1.0 + fields["turtleneck"] / TURTLENECK_LIFT_FADE_M)  # 1 at the collar's rim
+        out["turtleneck"] = base + up_neck * (TURTLENECK_LIFT_M + TURTLENECK_RIM_LIFT_M * rim)
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,17 +254,22 @@ class ShellTemplate:
 
     Shell vertex k lies at (1 - t[k]) * V[i[k]] + t[k] * V[j[k]] of the body mesh V (i == j for
     a body vertex, an edge's zero crossing of the neckline field otherwise), pushed out by
-    SHELL_OFFSET_M along the interpolated normal; faces (F, 3) index the shell vertices.
+    ``offset[k]`` (SHELL_OFFSET_M unless ``shell_offsets`` says otherwise) along the
+    interpolated normal; faces (F, 3) index the shell vertices.
     """
 
     i: np.ndarray
     j: np.ndarray
     t: np.ndarray
     faces: np.ndarray
+    offset: np.ndarray | None = None
 
 
-def shell_template(faces: np.ndarray, field: np.ndarray, region: np.ndarray) -> ShellTemplate:
+def shell_template(faces: np.ndarray, field: np.ndarray, region: np.ndarray,
+                   offset: np.ndarray | None = None) -> ShellTemplate:
     """Clip the ``region`` faces (F,) bool of a mesh to ``field`` < 0 (marching triangles).
+
+    offset: optional (V,) cloth height over each body vertex (default SHELL_OFFSET_M).
 
     faces: (F, 3) triangles; field: (V,) per-vertex values. A face with all three vertices
     negative is kept whole, one with one or two is cut along the field's zero line, which
@@ -279,8 +309,11 @@ def shell_template(faces: np.ndarray, field: np.ndarray, region: np.ndarray) -> 
             p, q = vertex(c, a), vertex(a, b)
             out.append((vertex(b, b), vertex(c, c), p))
             out.append((vertex(b, b), p, q))
-    return ShellTemplate(np.array(i_list, dtype=np.int32), np.array(j_list, dtype=np.int32),
-                         np.array(t_list, dtype=np.float64), np.array(out, dtype=np.int32).reshape(-1, 3))
+    tpl = ShellTemplate(np.array(i_list, dtype=np.int32), np.array(j_list, dtype=np.int32),
+                        np.array(t_list, dtype=np.float64), np.array(out, dtype=np.int32).reshape(-1, 3))
+    if offset is not None:
+        tpl = dataclasses.replace(tpl, offset=shell_points(tpl, np.asarray(offset, dtype=np.float64)))
+    return tpl
 
 
 def shell_points(template: ShellTemplate, values: np.ndarray) -> np.ndarray:
@@ -294,4 +327,5 @@ def shell_vertices(template: ShellTemplate, verts: np.ndarray, faces: np.ndarray
     normals = vertex_normals(verts, faces)
     n = shell_points(template, normals)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    return shell_points(template, verts) + SHELL_OFFSET_M * n
+    offset = SHELL_OFFSET_M if template.offset is None else template.offset[:, None]
+    return shell_points(template, verts) + offset * n

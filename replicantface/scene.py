@@ -568,11 +568,12 @@ def _build_top(human_model, material) -> dict:
     ``rf_rest`` interpolated from the body's, so the fabric's pattern is the body's."""
     neutral = human_model.neutral
     fields = regions.neckline_fields(human_model, neutral.vertices)
+    offsets = regions.shell_offsets(human_model, neutral.vertices, fields)
     region = regions.top_region(human_model)
     rest = labels.transform_points(np.linalg.inv(neutral.head_to_world), neutral.vertices)
     meshes, templates = {}, {}
     for cut in CLOTHING_CUTS:
-        tpl = regions.shell_template(human_model.faces, fields[cut], region)
+        tpl = regions.shell_template(human_model.faces, fields[cut], region, offsets[cut])
         mesh = bpy.data.meshes.new(f"rf_top_{cut}")
         write_triangles(mesh, regions.shell_vertices(tpl, neutral.vertices, human_model.faces), tpl.faces)
         mesh.polygons.foreach_set("use_smooth", np.ones(len(tpl.faces), dtype=bool))

@@ -273,9 +273,20 @@ def test_shell_templates_cut_smoothly_along_the_neckline(human):
         e = np.sort(tpl.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
         _, count = np.unique(e, axis=0, return_counts=True)
         assert count.max() == 2, cut
-        # The shell sits SHELL_OFFSET_M off the skin.
-        off = np.linalg.norm(regions.shell_vertices(tpl, verts, human.faces) - p, axis=1)
-        assert np.allclose(off, regions.SHELL_OFFSET_M), cut
+        # The shell sits SHELL_OFFSET_M off the skin, except a turtleneck's collar (below).
+        offsets = regions.shell_offsets(human, verts, fields)[cut]
+        off = np.linalg.norm(regions.shell_vertices(
+            regions.shell_template(human.faces, f, body, offsets), verts, human.faces) - p, axis=1)
+        if cut != "turtleneck":
+            assert np.allclose(off, regions.SHELL_OFFSET_M), cut
+            continue
+        # The collar stands off the neck, most at its rim; the body below the crew's collar line
+        # keeps the plain offset.
+        torso = (tpl.i == tpl.j) & (fields["crew"][tpl.i] < 0.0)
+        assert np.allclose(off[torso], regions.SHELL_OFFSET_M)
+        assert off.min() >= regions.SHELL_OFFSET_M - 1e-9
+        rim_lift = regions.SHELL_OFFSET_M + regions.TURTLENECK_LIFT_M + regions.TURTLENECK_RIM_LIFT_M
+        assert np.allclose(off[edge], rim_lift, atol=5e-4), (off[edge].min(), off[edge].max())
 
 
 def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
