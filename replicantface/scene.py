@@ -3,11 +3,10 @@
 scene_hair.py and scene_accessories.py add their objects to ``SceneHandles.extras``; the
 samplers, label maths, exporters and readers never touch bpy.
 
-Rendering (``cycles_device``): Cycles writes the beauty image (converted to AgX display space and put through a
-gentle S-curve in the compositor)
-and the Material Index pass into one multilayer EXR in a private temp folder; ``render``
-reads both back as arrays. The index pass is not filtered, so every pixel gets exactly one
-class id (the material's ``pass_index``).
+Rendering (``cycles_device``): Cycles writes the beauty image (converted to AgX display space
+and put through a gentle S-curve in the compositor) and the Material Index pass into one
+multilayer EXR in a private temp folder; ``render`` reads both back as arrays. The index pass
+is not filtered, so every pixel gets exactly one class id (the material's ``pass_index``).
 """
 
 from __future__ import annotations
