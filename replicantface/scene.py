@@ -267,6 +267,12 @@ UPPER_LID_DARK = 0.8
 T_ZONE_OIL_ROUGHNESS = 0.12
 T_ZONE_OIL_SPECULAR = 0.1
 SKIN_MIN_ROUGHNESS = 0.28
+# Cavity darkening: skin whose baked openness (``cavity_openness`` within CAVITY_DISTANCE_M) is
+# CAVITY_OPEN_DARK or less takes CAVITY_RGB times its colour; fully open skin keeps its colour.
+CAVITY_DISTANCE_M = 0.015
+CAVITY_RAYS = 48
+CAVITY_OPEN_DARK = 0.6
+CAVITY_RGB = (0.18, 0.1, 0.09, 1.0)
 
 
 def _skin_group(nodes: dict):
@@ -368,6 +374,11 @@ def _skin_group(nodes: dict):
     colour = g.mix("MULTIPLY", colour, v["blush_rgb"], g.math("MULTIPLY", cheek, v["blush"]))
     colour = g.mix("MIX", colour, v["eyeshadow_rgb"], g.math("MULTIPLY", eyelid, v["eyeshadow"]))
     colour = g.mix("MIX", colour, v["eyeliner_rgb"], g.math("MULTIPLY", lash, v["eyeliner"]))
+    # Cavities (nostrils, ear canals, the corners of eyes and mouth) are shallower in the mesh
+    # than in a head, so they would not go dark on their own: darken by the baked openness.
+    # Not the lips: their inner faces, baked closed, show when the mouth opens.
+    cavity = g.smooth(g.attribute("rf_open").outputs["Fac"], CAVITY_OPEN_DARK, 1.0, 1.0, 0.0)
+    colour = g.mix("MULTIPLY", colour, CAVITY_RGB, g.math("MULTIPLY", cavity, g.math("SUBTRACT", 1.0, lip)))
 
     # Roughness: oilier T-zone, glossier lips (more so with lipstick), slow variation.
     tzone = g.math("ADD", forehead, nose, clamp=True)
@@ -554,11 +565,57 @@ def _write_appearance_attributes(mesh, human_model) -> None:
     for name, values in maps.items():
         attr = mesh.attributes.new(name, "FLOAT_VECTOR", "POINT")
         attr.data.foreach_set("vector", values.ravel())
+    head = human_model.head_vertex_indices
+    openness = np.ones(n, dtype=np.float32)
+    openness[head] = cavity_openness(verts_head, faces, head)
+    mesh.attributes.new("rf_open", "FLOAT", "POINT").data.foreach_set("value", openness)
     cuts = regions.clothing_cuts(human_model, neutral.vertices)
     bits = np.zeros(len(faces), dtype=np.int32)
     for k, name in enumerate(CLOTHING_CUTS):
         bits |= cuts[name].astype(np.int32) << k
     mesh.attributes.new("rf_clothing_cuts", "INT", "FACE").data.foreach_set("value", bits)
+
+
+def cavity_openness(verts: np.ndarray, faces: np.ndarray, which: np.ndarray,
+                    distance: float = CAVITY_DISTANCE_M, rays: int = CAVITY_RAYS) -> np.ndarray:
+    """(len(which),) float32: the share of a cosine-weighted hemisphere round each vertex
+    ``which`` of the mesh (verts (V, 3) metres, faces (F, 3)) that no face hides within
+    ``distance``; 1 on open skin, low inside a nostril or an ear canal.
+
+    The same measure as Cycles' local ambient occlusion, baked once per vertex on the neutral
+    mesh, so it costs nothing at render time.
+    """
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    verts = np.asarray(verts, dtype=np.float64)
+    faces = np.asarray(faces)
+    tree = BVHTree.FromPolygons(verts.tolist(), faces.tolist(), all_triangles=True)
+    normals = labels.vertex_normals(verts, faces)[which]
+    local = hemisphere_directions(rays)
+    # An orthonormal frame (t, b, n) per vertex; local directions have z along the normal.
+    helper = np.where(np.abs(normals[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    t = np.cross(helper, normals)
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    b = np.cross(normals, t)
+    dirs = (local[None, :, :1] * t[:, None] + local[None, :, 1:2] * b[:, None]
+            + local[None, :, 2:] * normals[:, None])
+    origins = verts[which] + normals * 1e-5
+    out = np.empty(len(which), dtype=np.float32)
+    for i, (origin, ds) in enumerate(zip(origins, dirs)):
+        o = Vector(origin)
+        hits = sum(tree.ray_cast(o, Vector(d), distance)[0] is not None for d in ds)
+        out[i] = 1.0 - hits / rays
+    return out
+
+
+def hemisphere_directions(count: int) -> np.ndarray:
+    """(count, 3) unit directions spread over the +z hemisphere with a cosine density
+    (a Fibonacci spiral on the disc, lifted onto the hemisphere)."""
+    k = np.arange(count) + 0.5
+    r = np.sqrt(k / count)
+    phi = k * np.pi * (3.0 - np.sqrt(5.0))
+    return np.c_[r * np.cos(phi), r * np.sin(phi), np.sqrt(1.0 - r * r)]
 
 
 def _build_top(human_model, material) -> dict:
