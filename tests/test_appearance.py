@@ -338,3 +338,80 @@ def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
         # are as steep as its opening's sides, which the measure leaves out.
         if cut not in ("crew", "collared"):
             assert smooth < 0.6 * stepped, (cut, smooth, stepped)
+
+
+def _pit_mesh(depth: float, half: float = 0.002, size: float = 0.03, n: int = 31):
+    """A flat square (z = 0, facing +z) with a square shaft ``2 * half`` wide and ``depth``
+    deep at its centre: grid vertices inside the shaft's mouth are sunk to its floor."""
+    xs = np.linspace(-size, size, n)
+    gx, gy = np.meshgrid(xs, xs)
+    verts = np.c_[gx.ravel(), gy.ravel(), np.zeros(n * n)]
+    inside = (np.abs(verts[:, 0]) < half + 1e-9) & (np.abs(verts[:, 1]) < half + 1e-9)
+    verts[inside, 2] = -depth
+    faces = []
+    for r in range(n - 1):
+        for c in range(n - 1):
+            a, b, d, e = r * n + c, r * n + c + 1, (r + 1) * n + c, (r + 1) * n + c + 1
+            faces += [(a, b, e), (a, e, d)]
+    return verts, np.array(faces), inside
+
+
+def test_cavity_openness_is_low_down_a_shaft_and_one_on_open_skin():
+    """The baked openness: 1 on a flat open surface, low at the floor of a deep narrow shaft
+    (a nostril), and higher at the floor of a shallow one."""
+    from replicantface.scene import cavity_openness, hemisphere_directions
+
+    d = hemisphere_directions(48)
+    assert np.allclose(np.linalg.norm(d, axis=1), 1.0) and (d[:, 2] > 0).all()
+    # Cosine density: the mean height over the hemisphere is 2/3.
+    assert abs(d[:, 2].mean() - 2.0 / 3.0) < 0.02
+    for depth, floor_max in ((0.012, 0.35), (0.001, 1.0)):
+        verts, faces, inside = _pit_mesh(depth)
+        which = np.arange(len(verts))
+        o = cavity_openness(verts, faces, which)
+        far = np.linalg.norm(verts[:, :2], axis=1) > 0.02
+        assert np.allclose(o[far], 1.0)
+        floor = o[inside]
+        assert floor.max() <= floor_max, (depth, floor)
+    deep = cavity_openness(*_pit_mesh(0.012)[:2], np.flatnonzero(_pit_mesh(0.012)[2]))
+    shallow = cavity_openness(*_pit_mesh(0.003)[:2], np.flatnonzero(_pit_mesh(0.003)[2]))
+    assert shallow.mean() > deep.mean() + 0.2
+
+
+def test_cavities_darken_nostrils_and_ears_seen_from_below(generator):
+    """With the baked openness the nostrils, seen from below, and the ears go dark in the
+    rendered image; with every vertex marked open they do not. The darkened pixels lie at the
+    nose's base, the eyes, the mouth's corners and the ears, not on the forehead or cheeks."""
+    import bpy
+
+    base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
+    base = dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP})
+    p = _frontal(generator, 2, base)
+    p = dataclasses.replace(p, pose=dataclasses.replace(p.pose, head_pitch_deg=35.0),
+                            camera=dataclasses.replace(p.camera, face_fraction=0.9))
+    with_cavities = generator._render_once(p)
+    attr = bpy.data.objects["rf_human"].data.attributes["rf_open"]
+    baked = np.empty(len(attr.data), dtype=np.float32)
+    attr.data.foreach_get("value", baked)
+    assert (baked < 0.6).sum() > 50 and np.median(baked) == 1.0
+    try:
+        attr.data.foreach_set("value", np.ones_like(baked))
+        open_all = generator._render_once(p)
+    finally:
+        attr.data.foreach_set("value", baked)
+    assert np.array_equal(with_cavities.mask, open_all.mask)
+    lm = with_cavities.labels["landmarks_2d"]
+    dark = open_all.rgb.astype(float).mean(axis=2) - with_cavities.rgb.astype(float).mean(axis=2) > 12.0
+    rows, cols = np.nonzero(dark)
+    pts = np.c_[cols + 0.5, rows + 0.5]
+    eye_w = np.linalg.norm(lm[39] - lm[36])
+    nostrils = np.linalg.norm(pts[:, None] - lm[31:36][None], axis=2).min(axis=1) < 0.4 * eye_w
+    assert nostrils.sum() >= 4, nostrils.sum()
+    mask = with_cavities.mask
+    ears = np.isin(mask[rows, cols], [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])
+    assert ears.sum() >= 2, ears.sum()
+    # Nowhere on the open skin: not above the brows, not on the cheeks between eye and jaw.
+    features = np.vstack([lm[31:36], lm[36:48], lm[[48, 54, 60, 64]]])
+    near_feature = np.linalg.norm(pts[:, None] - features[None], axis=2).min(axis=1) < 0.6 * eye_w
+    assert (near_feature | ears).mean() > 0.9, (near_feature | ears).mean()
+    assert not (pts[:, 1] < lm[17:27, 1].min()).any()
