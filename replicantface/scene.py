@@ -273,6 +273,11 @@ CAVITY_DISTANCE_M = 0.015
 CAVITY_RAYS = 48
 CAVITY_OPEN_DARK = 0.6
 CAVITY_RGB = (0.18, 0.1, 0.09, 1.0)
+# The eyeball's shading under the lids (``_shade_eye_by_lids``).
+EYE_AO_DISTANCE_M = 0.012
+EYE_AO_OPEN = 0.55
+EYE_AO_DARK = 0.85
+EYE_AO_RGB = (0.03, 0.025, 0.025, 1.0)
 
 
 def _skin_group(nodes: dict):
@@ -409,6 +414,31 @@ def _skin_group(nodes: dict):
     return group
 
 
+def _shade_eye_by_lids(mat) -> None:
+    """Darken the eyeball where the lids close over it: Cycles' local ambient occlusion (the
+    human mesh only, within EYE_AO_DISTANCE_M) mixes the eye shader toward a dark diffuse, up
+    to EYE_AO_DARK where the openness falls to EYE_AO_OPEN. The lids are thin in the mesh and
+    the light is soft, so without it the sclera stays lit right up to the lid margin.
+    The mix node is named ``rf_eye_ao``. Only eye pixels pay for the AO rays."""
+    tree = mat.node_tree
+    out = next(n for n in tree.nodes if n.type == "OUTPUT_MATERIAL")
+    eye = out.inputs["Surface"].links[0].from_socket
+    ao = _node(tree, "ShaderNodeAmbientOcclusion", Distance=EYE_AO_DISTANCE_M)
+    ao.samples = 8
+    ao.only_local = True
+    amount = _node(tree, "ShaderNodeMapRange", **{"From Min": EYE_AO_OPEN, "To Min": EYE_AO_DARK,
+                                                   "To Max": 0.0})
+    amount.interpolation_type = "SMOOTHSTEP"
+    tree.links.new(ao.outputs["AO"], amount.inputs["Value"])
+    dark = _node(tree, "ShaderNodeBsdfDiffuse", Color=EYE_AO_RGB)
+    mix = tree.nodes.new("ShaderNodeMixShader")
+    mix.name = "rf_eye_ao"
+    tree.links.new(amount.outputs["Result"], mix.inputs[0])
+    tree.links.new(eye, mix.inputs[1])
+    tree.links.new(dark.outputs[0], mix.inputs[2])
+    tree.links.new(mix.outputs[0], out.inputs["Surface"])
+
+
 def _skin_shader(tree, nodes: dict, kind: str):
     """The shared skin group (see ``_skin_group``) with the lip extras on for lips. Returns its output."""
     if "skin_group" not in nodes:
@@ -471,6 +501,7 @@ def _build_materials() -> tuple[dict, dict]:
             mat = mpfb_materials.eye_material(name=f"rf_{slot}")
             mat.pass_index = int(seg_class)
             nodes[f"iris_{kind[-1]}"] = next(n for n in mat.node_tree.nodes if n.type == "GROUP")
+            _shade_eye_by_lids(mat)
             materials[slot] = mat
             continue
         elif kind == "socket":
