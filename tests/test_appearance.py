@@ -415,3 +415,38 @@ def test_cavities_darken_nostrils_and_ears_seen_from_below(generator):
     near_feature = np.linalg.norm(pts[:, None] - features[None], axis=2).min(axis=1) < 0.6 * eye_w
     assert (near_feature | ears).mean() > 0.9, (near_feature | ears).mean()
     assert not (pts[:, 1] < lm[17:27, 1].min()).any()
+
+
+def test_eyeballs_darken_under_the_lids(generator):
+    """The eyeball's ambient occlusion darkens eye pixels next to the lids (the rim of the eye
+    classes in the mask) more than the middle of the open eye, and leaves the skin alone."""
+    import bpy
+
+    from replicantface.scene import EYE_AO_DARK
+
+    base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
+    p = _frontal(generator, 2, dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}))
+    p = dataclasses.replace(p, camera=dataclasses.replace(p.camera, face_fraction=1.2),
+                            expression=dataclasses.replace(p.expression, weights={}, gaze_yaw_deg=0.0,
+                                                           gaze_pitch_deg=0.0))
+    shaded = generator._render_once(p)
+    ranges = [m.node_tree.nodes["rf_eye_ao"].inputs[0].links[0].from_node
+              for m in bpy.data.materials if "rf_eye_ao" in m.node_tree.nodes]
+    assert len(ranges) == 2
+    try:
+        for r in ranges:
+            r.inputs["To Min"].default_value = 0.0
+        plain = generator._render_once(p)
+    finally:
+        for r in ranges:
+            r.inputs["To Min"].default_value = EYE_AO_DARK
+    assert np.array_equal(shaded.mask, plain.mask)
+    eyes = np.isin(shaded.mask, [SegClass.RIGHT_EYE, SegClass.LEFT_EYE])
+    assert eyes.sum() > 60, eyes.sum()
+    drop = plain.rgb.astype(float).mean(axis=2) - shaded.rgb.astype(float).mean(axis=2)
+    rim = eyes & ~ndimage.binary_erosion(eyes)
+    middle = ndimage.binary_erosion(eyes, iterations=2)
+    assert middle.sum() > 10 and rim.sum() > 20
+    assert drop[rim].mean() > 8.0 and drop[rim].mean() > drop[middle].mean() + 4.0, (drop[rim].mean(), drop[middle].mean())
+    skin = shaded.mask == SegClass.SKIN
+    assert np.abs(drop[skin]).mean() < 1.0
