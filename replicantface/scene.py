@@ -273,6 +273,10 @@ CAVITY_DISTANCE_M = 0.015
 CAVITY_RAYS = 48
 CAVITY_OPEN_DARK = 0.6
 CAVITY_RGB = (0.18, 0.1, 0.09, 1.0)
+# The ear's folds are modelled as deep as a real ear's, and their own shading is enough; only
+# the canal, which the mesh leaves out, is darkened. Ear skin is dark at an openness of
+# EAR_CANAL_OPEN[0] or less and keeps its colour from EAR_CANAL_OPEN[1] up.
+EAR_CANAL_OPEN = (0.3, 0.5)
 # The eyeball's shading under the lids (``_shade_eye_by_lids``).
 EYE_AO_DISTANCE_M = 0.012
 EYE_AO_OPEN = 0.55
@@ -589,16 +593,17 @@ def _write_appearance_attributes(mesh, human_model) -> None:
         return out
 
     cls = human_model.face_classes
+    ears = vertex_mask(np.isin(cls, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR]))
     maps = skin_region_maps(
         verts_head, verts_head[human_model.landmark_indices],
-        vertex_mask(human_model.part_of_face == "head"),
-        vertex_mask(np.isin(cls, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])))
+        vertex_mask(human_model.part_of_face == "head"), ears)
     for name, values in maps.items():
         attr = mesh.attributes.new(name, "FLOAT_VECTOR", "POINT")
         attr.data.foreach_set("vector", values.ravel())
     head = human_model.head_vertex_indices
     openness = np.ones(n, dtype=np.float32)
     openness[head] = cavity_openness(verts_head, faces, head)
+    openness[ears] = ear_canal_openness(openness[ears])
     mesh.attributes.new("rf_open", "FLOAT", "POINT").data.foreach_set("value", openness)
     cuts = regions.clothing_cuts(human_model, neutral.vertices)
     bits = np.zeros(len(faces), dtype=np.int32)
@@ -638,6 +643,14 @@ def cavity_openness(verts: np.ndarray, faces: np.ndarray, which: np.ndarray,
         hits = sum(tree.ray_cast(o, Vector(d), distance)[0] is not None for d in ds)
         out[i] = 1.0 - hits / rays
     return out
+
+
+def ear_canal_openness(openness: np.ndarray, span: tuple = EAR_CANAL_OPEN) -> np.ndarray:
+    """Ear vertices' openness remapped so that the skin shader darkens only the canal: the
+    least open (``span[0]`` or less) reach CAVITY_OPEN_DARK, and from ``span[1]`` up they
+    are open (1), so the bowl of the ear keeps its colour."""
+    t = np.clip((np.asarray(openness, dtype=np.float32) - span[0]) / (span[1] - span[0]), 0.0, 1.0)
+    return (CAVITY_OPEN_DARK + (1.0 - CAVITY_OPEN_DARK) * t).astype(np.float32)
 
 
 def hemisphere_directions(count: int) -> np.ndarray:

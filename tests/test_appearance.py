@@ -378,10 +378,10 @@ def test_cavity_openness_is_low_down_a_shaft_and_one_on_open_skin():
     assert shallow.mean() > deep.mean() + 0.2
 
 
-def test_cavities_darken_nostrils_and_ears_seen_from_below(generator):
-    """With the baked openness the nostrils, seen from below, and the ears go dark in the
-    rendered image; with every vertex marked open they do not. The darkened pixels lie at the
-    nose's base, the eyes, the mouth's corners and the ears, not on the forehead or cheeks."""
+def test_cavities_darken_nostrils_seen_from_below(generator):
+    """With the baked openness the nostrils, seen from below, go dark in the rendered image;
+    with every vertex marked open they do not. The darkened pixels lie at the nose's base, the
+    eyes, the mouth's corners and the ears, not on the forehead or cheeks."""
     import bpy
 
     base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
@@ -409,12 +409,41 @@ def test_cavities_darken_nostrils_and_ears_seen_from_below(generator):
     assert nostrils.sum() >= 4, nostrils.sum()
     mask = with_cavities.mask
     ears = np.isin(mask[rows, cols], [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])
-    assert ears.sum() >= 2, ears.sum()
     # Nowhere on the open skin: not above the brows, not on the cheeks between eye and jaw.
     features = np.vstack([lm[31:36], lm[36:48], lm[[48, 54, 60, 64]]])
     near_feature = np.linalg.norm(pts[:, None] - features[None], axis=2).min(axis=1) < 0.6 * eye_w
     assert (near_feature | ears).mean() > 0.9, (near_feature | ears).mean()
     assert not (pts[:, 1] < lm[17:27, 1].min()).any()
+
+
+def test_cavities_darken_the_ear_canal_not_the_bowl_of_the_ear(generator):
+    """In profile, the cavity shading darkens a small patch of the ear (the canal) and leaves
+    most of its skin alone: the folds of the ear are shaded by their own geometry."""
+    import bpy
+
+    from replicantface.scene import CAVITY_OPEN_DARK, ear_canal_openness
+
+    assert np.allclose(ear_canal_openness(np.array([0.0, 0.3, 0.4, 0.5, 0.9])),
+                       [CAVITY_OPEN_DARK, CAVITY_OPEN_DARK, 0.5 * (1 + CAVITY_OPEN_DARK), 1.0, 1.0])
+    base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
+    p = _frontal(generator, 2, dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}))
+    p = dataclasses.replace(p, pose=dataclasses.replace(p.pose, head_yaw_deg=75.0),
+                            camera=dataclasses.replace(p.camera, face_fraction=0.9))
+    shaded = generator._render_once(p)
+    attr = bpy.data.objects["rf_human"].data.attributes["rf_open"]
+    baked = np.empty(len(attr.data), dtype=np.float32)
+    attr.data.foreach_get("value", baked)
+    try:
+        attr.data.foreach_set("value", np.ones_like(baked))
+        open_all = generator._render_once(p)
+    finally:
+        attr.data.foreach_set("value", baked)
+    ears = np.isin(shaded.mask, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])
+    assert ears.sum() > 80, ears.sum()
+    drop = open_all.rgb.astype(float).mean(axis=2) - shaded.rgb.astype(float).mean(axis=2)
+    dark = ears & (drop > 12.0)
+    assert dark.sum() >= 2, dark.sum()
+    assert dark.sum() < 0.1 * ears.sum(), (dark.sum(), ears.sum())
 
 
 def test_eyeballs_darken_under_the_lids(generator):
