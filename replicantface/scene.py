@@ -273,8 +273,8 @@ CAVITY_DISTANCE_M = 0.015
 CAVITY_RAYS = 48
 CAVITY_OPEN_DARK = 0.6
 CAVITY_RGB = (0.18, 0.1, 0.09, 1.0)
-# The ear's folds are modelled as deep as a real ear's, and their own shading is enough; only
-# the canal, which the mesh leaves out, is darkened. Ear skin is dark at an openness of
+# The ear's folds are modelled deep enough to shade themselves; only the canal, which the mesh
+# leaves out, is darkened. Ear skin is dark at an openness of
 # EAR_CANAL_OPEN[0] or less and keeps its colour from EAR_CANAL_OPEN[1] up.
 EAR_CANAL_OPEN = (0.3, 0.5)
 # The eyeball's shading under the lids (``_shade_eye_by_lids``).
