@@ -378,27 +378,33 @@ def test_cavity_openness_is_low_down_a_shaft_and_one_on_open_skin():
     assert shallow.mean() > deep.mean() + 0.2
 
 
-def test_cavities_darken_nostrils_seen_from_below(generator):
-    """With the baked openness the nostrils, seen from below, go dark in the rendered image;
-    with every vertex marked open they do not. The darkened pixels lie at the nose's base, the
-    eyes, the mouth's corners and the ears, not on the forehead or cheeks."""
+def _cavity_renders(generator, pose_change: dict):
+    """A bald face (Fitzpatrick III, no makeup) with ``pose_change`` applied, rendered with the
+    baked openness and with every vertex marked open; returns (shaded, open_all, baked)."""
     import bpy
 
     base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
-    base = dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP})
-    p = _frontal(generator, 2, base)
-    p = dataclasses.replace(p, pose=dataclasses.replace(p.pose, head_pitch_deg=35.0),
+    p = _frontal(generator, 2, dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}))
+    p = dataclasses.replace(p, pose=dataclasses.replace(p.pose, **pose_change),
                             camera=dataclasses.replace(p.camera, face_fraction=0.9))
-    with_cavities = generator._render_once(p)
+    shaded = generator._render_once(p)
     attr = bpy.data.objects["rf_human"].data.attributes["rf_open"]
     baked = np.empty(len(attr.data), dtype=np.float32)
     attr.data.foreach_get("value", baked)
-    assert (baked < 0.6).sum() > 50 and np.median(baked) == 1.0
     try:
         attr.data.foreach_set("value", np.ones_like(baked))
         open_all = generator._render_once(p)
     finally:
         attr.data.foreach_set("value", baked)
+    return shaded, open_all, baked
+
+
+def test_cavities_darken_nostrils_seen_from_below(generator):
+    """With the baked openness the nostrils, seen from below, go dark in the rendered image;
+    with every vertex marked open they do not. The darkened pixels lie at the nose's base, the
+    eyes, the mouth's corners and the ears, not on the forehead or cheeks."""
+    with_cavities, open_all, baked = _cavity_renders(generator, {"head_pitch_deg": 35.0})
+    assert (baked < 0.6).sum() > 50 and np.median(baked) == 1.0
     assert np.array_equal(with_cavities.mask, open_all.mask)
     lm = with_cavities.labels["landmarks_2d"]
     dark = open_all.rgb.astype(float).mean(axis=2) - with_cavities.rgb.astype(float).mean(axis=2) > 12.0
@@ -419,25 +425,11 @@ def test_cavities_darken_nostrils_seen_from_below(generator):
 def test_cavities_darken_the_ear_canal_not_the_bowl_of_the_ear(generator):
     """In profile, the cavity shading darkens a small patch of the ear (the canal) and leaves
     most of its skin alone: the folds of the ear are shaded by their own geometry."""
-    import bpy
-
     from replicantface.scene import CAVITY_OPEN_DARK, ear_canal_openness
 
     assert np.allclose(ear_canal_openness(np.array([0.0, 0.3, 0.4, 0.5, 0.9])),
                        [CAVITY_OPEN_DARK, CAVITY_OPEN_DARK, 0.5 * (1 + CAVITY_OPEN_DARK), 1.0, 1.0])
-    base = sample_appearance(np.random.default_rng(4), AppearanceConfig(fitzpatrick_weights=(0, 0, 1, 0, 0, 0)), 30.0)
-    p = _frontal(generator, 2, dataclasses.replace(base, makeup={name: 0.0 for name in MAKEUP}))
-    p = dataclasses.replace(p, pose=dataclasses.replace(p.pose, head_yaw_deg=75.0),
-                            camera=dataclasses.replace(p.camera, face_fraction=0.9))
-    shaded = generator._render_once(p)
-    attr = bpy.data.objects["rf_human"].data.attributes["rf_open"]
-    baked = np.empty(len(attr.data), dtype=np.float32)
-    attr.data.foreach_get("value", baked)
-    try:
-        attr.data.foreach_set("value", np.ones_like(baked))
-        open_all = generator._render_once(p)
-    finally:
-        attr.data.foreach_set("value", baked)
+    shaded, open_all, _ = _cavity_renders(generator, {"head_yaw_deg": 75.0})
     ears = np.isin(shaded.mask, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR])
     assert ears.sum() > 80, ears.sum()
     drop = open_all.rgb.astype(float).mean(axis=2) - shaded.rgb.astype(float).mean(axis=2)
