@@ -7,7 +7,7 @@ Two steps, so that the GPU machine needs only bpy, numpy and OpenEXR:
       Builds the default-preset generator on the CPU, renders samples 0..count-1 at the preview
       quality and saves each one's Blender scene (images packed) as DIR/scene_NNNN.blend, with
       that CPU render as DIR/cpu_NNNN.npz and the quality presets as DIR/settings.json.
-  python benchmarks/bench_gpu.py render DIR [--backends CPU OPTIX CUDA] [--repeats 3]
+  python benchmarks/bench_gpu.py render DIR [--backends CPU OPTIX CUDA ...] [--repeats 3]
       Renders every saved scene on each backend through replicantface.cycles_device at each
       quality. Prints seconds per render (the first render of a backend on its own: it includes
       loading, and on some GPUs compiling, the kernels), and at the preview quality the mean
@@ -129,7 +129,7 @@ def main() -> None:
     r = sub.add_parser("render", help="render saved scenes on each backend (needs bpy, numpy, OpenEXR)")
     r.add_argument("dir", type=Path)
     r.add_argument("--backends", nargs="+", default=["CPU", "OPTIX", "CUDA"],
-                   choices=["CPU", "OPTIX", "CUDA"])
+                   choices=["CPU", "OPTIX", "CUDA", "HIP", "ONEAPI", "METAL"])
     r.add_argument("--repeats", type=int, default=3, help="timed renders per backend, quality and scene")
     args = ap.parse_args()
     if args.step == "render" and args.repeats < 1:

@@ -28,7 +28,10 @@ from replicantface.quiet import quiet_fds
 
 log = logging.getLogger(__name__)
 
-GPU_BACKENDS = ("OPTIX", "CUDA")  # in order of preference
+# In order of preference: NVIDIA (OptiX, then CUDA), AMD (HIP), Intel (oneAPI), Apple (Metal).
+# A backend this Blender build lacks (Metal off macOS) is skipped.
+GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+_NVIDIA_BACKENDS = ("OPTIX", "CUDA")
 EXR_STEM = "render"  # the compositor writes {exr_dir}/render.exr
 
 # cuDeviceGetAttribute ids of the compute capability
@@ -44,7 +47,7 @@ class RenderResult:
 
 
 def use_device(scene, backend: str) -> bool:
-    """Render ``scene`` on ``backend`` ('CPU', 'OPTIX' or 'CUDA').
+    """Render ``scene`` on ``backend`` ('CPU' or one of ``GPU_BACKENDS``).
 
     Returns False, leaving the scene as it was, when Blender finds no device of that kind.
     """
@@ -67,10 +70,11 @@ def use_device(scene, backend: str) -> bool:
 
 
 def enable_gpu(scene) -> str:
-    """Use OptiX or CUDA when present; returns the device type in use ('CPU' otherwise)."""
+    """Use the first of ``GPU_BACKENDS`` with a device; returns the backend in use ('CPU' otherwise)."""
     for backend in GPU_BACKENDS:
         if use_device(scene, backend):
-            missing = uncompiled_capabilities(cuda_capabilities(), cycles_kernel_dir())
+            missing = (uncompiled_capabilities(cuda_capabilities(), cycles_kernel_dir())
+                       if backend in _NVIDIA_BACKENDS else [])
             if missing:
                 log.warning(
                     "Rendering on %s. Blender ships no compiled Cycles kernel for this GPU "

@@ -142,7 +142,7 @@ def _alive(handles: SceneHandles) -> bool:
 
 
 def enable_gpu(handles: SceneHandles) -> str:
-    """Use OptiX or CUDA when present; returns the device type in use ('CPU' otherwise)."""
+    """Use a GPU when Blender finds one (cycles_device.GPU_BACKENDS); returns the backend or 'CPU'."""
     return cycles_device.enable_gpu(handles.scene)
 
 

@@ -43,6 +43,27 @@ def test_without_a_gpu_the_scene_renders_on_the_cpu(caplog):
     assert not caplog.records
 
 
+def test_other_vendors_gpus_are_used_in_order_without_the_cuda_check(monkeypatch):
+    """AMD (HIP), Intel (oneAPI) and Apple (Metal) GPUs are used when no NVIDIA one is found,
+    and the CUDA kernel check runs only for OptiX and CUDA."""
+    tried, present = [], {"ONEAPI", "METAL"}
+
+    def fake_use_device(scene, backend):
+        tried.append(backend)
+        return backend in present
+
+    def no_cuda():
+        raise AssertionError("CUDA queried for a non-NVIDIA backend")
+
+    monkeypatch.setattr(cd, "use_device", fake_use_device)
+    monkeypatch.setattr(cd, "cuda_capabilities", no_cuda)
+    assert cd.enable_gpu(None) == "ONEAPI"
+    assert tried == ["OPTIX", "CUDA", "HIP", "ONEAPI"]
+    present.clear()
+    assert cd.enable_gpu(None) == "CPU"
+    assert tried[-2:] == ["METAL", "CPU"]
+
+
 def test_a_saved_scene_renders_again_as_the_generator_rendered_it(tmp_path):
     """benchmarks/bench_gpu.py: the saved scene (images packed), re-opened and rendered through
     cycles_device on the CPU, matches the generator's own render of it."""
