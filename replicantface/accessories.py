@@ -1420,7 +1420,7 @@ def _build_earrings(head, ch, spec, b) -> None:
         b.add(v, f, b.slot("metal", HEADWEAR, ch.secondary_rgb if ch.variant > 0.5 else ch.colour_rgb))
 
 
-_MASK_NECK_DEPTH = 0.03  # m below the chin (head frame) that the mask's shape reads
+_MASK_NECK_DEPTH = 0.02  # m below the jaw line (head frame) that the mask's shape reads
 
 
 def _build_mask(head, ch, spec, b) -> None:
@@ -1429,9 +1429,12 @@ def _build_mask(head, ch, spec, b) -> None:
     kind = "fabric"
     mat = b.slot(kind, FACEWEAR, ch.colour_rgb)
     c = np.array([0.0, float(lm[33, 1]), float(lm[0, 2]) + 0.005])
-    # Only the head and the top of the neck shape the mask: with the head turned, the shoulder and
-    # chest fall in the directions under the chin, and the fabric would drape down to them.
-    near = head.obstacles[head.obstacles[:, 1] > lm[8, 1] - _MASK_NECK_DEPTH]
+    # Only the head and the neck just under the jaw line shape the mask: with the head turned, the
+    # side of the neck, the shoulder and the chest fall in the directions under the jaw, and the
+    # fabric would drape down to them.
+    order = np.argsort(lm[:17, 0])
+    jaw_y = np.interp(head.obstacles[:, 0], lm[:17, 0][order], lm[:17, 1][order])
+    near = head.obstacles[head.obstacles[:, 1] > jaw_y - _MASK_NECK_DEPTH]
     rmap = _RadialMap(c, near, step_deg=2.5, max_radius=0.16)
     slope = {"surgical": 0.2, "cloth": 0.35, "ffp2": 0.25}[style]
     fld = rmap.field(slope, 16, 3.0, ref_radius=0.09)
