@@ -701,9 +701,10 @@ class _CylMap:
 class _Head:
     """What the builders read from one posed mesh (head frame)."""
 
-    def __init__(self, verts: np.ndarray, tables: AccessoryTables) -> None:
+    def __init__(self, verts: np.ndarray, tables: AccessoryTables, bare_crown: bool = False) -> None:
         v = np.asarray(verts, dtype=np.float64)
         self.v = v
+        self.bare_crown = bool(bare_crown)
         self.lm = v[tables.landmark_indices]
         tri = v[tables.obstacle_faces]
         self.skin = np.vstack([v[tables.obstacle_indices], tri.mean(1)])
@@ -1276,6 +1277,13 @@ def _cup_axis(rel: np.ndarray, axis: np.ndarray, cup_r: float, max_tilt_deg: flo
     return n
 
 
+# Headphone band centreline to skin: over hair (flattened under the band), or on a bare crown
+# (the band is 8 mm thick, so 1.5 mm of air is left under it). The band is 2 x 4 mm thick and
+# 2 x 12.8 mm wide.
+_BAND_CLEARANCE_HAIR, _BAND_CLEARANCE_BARE = 0.012, 0.0055
+_BAND_HALF_THICK, _BAND_ASPECT = 0.004, 3.2
+
+
 def _build_headphones(head, ch, spec, b) -> None:
     o = spec.options
     body = b.slot("plastic", HEADWEAR, ch.colour_rgb)
@@ -1351,10 +1359,21 @@ def _build_headphones(head, ch, spec, b) -> None:
     d = np.stack([np.sin(a), np.cos(a), np.zeros_like(a)], -1)
     centre = np.array([head.centre[0], head.centre[1] - 0.01, zc])
     fld_pts = centre + 0.12 * d
-    arc = head.clear_path(fld_pts - 0.05 * d, d, 0.012)
+    clearance = _BAND_CLEARANCE_BARE if head.bare_crown else _BAND_CLEARANCE_HAIR
+    arc = head.clear_path(fld_pts - 0.05 * d, d, clearance)
     path = _catmull(np.vstack([tops["r"], arc[6:-6:4], tops["l"]]), 60)
-    path = head.clear_path(path, _unit(path - centre), 0.012)
-    v, f = _tube(path, 0.004, 8, ref=(0.0, 0.0, 1.0), aspect=3.2)  # a flat band, wide along z
+    radial = _unit(path - centre)
+    path = head.clear_path(path, radial, clearance)
+    # The band is wide along z: where it crosses a slope, its edges need room too.
+    tangent = _unit(np.gradient(path, axis=0))
+    across = _unit(np.array([0.0, 0.0, 1.0]) - tangent[:, 2:3] * tangent)
+    need = np.zeros(len(path))
+    for sign in (-1.0, 1.0):
+        edge = path + sign * _BAND_HALF_THICK * _BAND_ASPECT * across
+        need = np.maximum(need, head.push_out(edge, radial, clearance - _BAND_HALF_THICK + 0.0015))
+    need = np.maximum(ndimage.gaussian_filter1d(ndimage.maximum_filter1d(need, 9), 2.0), need)
+    path = path + need[:, None] * radial
+    v, f = _tube(path, _BAND_HALF_THICK, 8, ref=(0.0, 0.0, 1.0), aspect=_BAND_ASPECT)  # flat, wide along z
     b.add(v, f, body)
 
 
@@ -1574,15 +1593,18 @@ _BUILDERS = {
 }
 
 
-def build_accessories(params: AccessoryParams, verts_head: np.ndarray, tables: AccessoryTables) -> list[AccessoryMesh]:
+def build_accessories(params: AccessoryParams, verts_head: np.ndarray, tables: AccessoryTables,
+                      bare_crown: bool = False) -> list[AccessoryMesh]:
     """Meshes of the worn accessories, fitted to this posed mesh.
 
     verts_head: (V, 3) the sample's posed anny vertices in the head frame, metres.
+    bare_crown: no hair on top of the head (hair.BARE_CROWN_STYLES), so a headphone band rests
+    on the scalp instead of leaving room for hair.
     Returns one AccessoryMesh per item (head frame), in build order.
     """
     if not params.items:
         return []
-    head = _Head(verts_head, tables)
+    head = _Head(verts_head, tables, bare_crown)
     by_cat = {ACCESSORIES[item.name].category: item for item in params.items}
     meshes = []
     for cat in _BUILD_ORDER:

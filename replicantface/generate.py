@@ -36,6 +36,7 @@ from replicantface.classes import FACE_BOX_CLASSES, FACE_SKIN_CLASSES
 from replicantface.config import QUALITY, GeneratorConfig
 from replicantface.expression import ExpressionParams, sample_expression
 from replicantface.hair import (
+    BARE_CROWN_STYLES,
     HairParams,
     HairTables,
     hair_strands,
@@ -266,7 +267,8 @@ class Generator:
 
         to_head = np.linalg.inv(geo.head_to_world)
         verts_head = labels.transform_points(to_head, geo.vertices)
-        meshes = build_accessories(params.accessories, verts_head, self.accessory_tables)
+        meshes = build_accessories(params.accessories, verts_head, self.accessory_tables,
+                                   bare_crown=params.hair.style in BARE_CROWN_STYLES)
         cover = hair_cover(params.accessories, verts_head, self.accessory_tables)
         strands = hair_strands(params.hair, verts_head, self.hair_tables, cover,
                                world_down_in_head(geo.head_to_world))

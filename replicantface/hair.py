@@ -28,6 +28,8 @@ from replicantface.labels import vertex_normals
 HAIRSTYLES = ("bald", "buzz", "short", "side_part", "curly", "long_straight", "ponytail",
               "double_tail", "bun", "bob", "fringe", "afro", "balding")
 BEARDS = ("none", "stubble", "moustache", "goatee", "chin_strap", "full")
+# Styles with no hair on top of the head (what a headphone band rests on).
+BARE_CROWN_STYLES = ("bald", "balding")
 BROW_SHAPES = ("straight", "soft_arch", "high_arch", "rounded", "thin", "bushy")
 
 # Natural colours: name -> (melanin range, redness range) of the Principled Hair BSDF.

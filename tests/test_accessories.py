@@ -239,6 +239,34 @@ def test_masks_stay_on_the_face_with_the_head_turned(generator, tables):
             assert past_jaw < 0.005, (name, index, yaw, "past the jaw", round(past_jaw * 1000, 1))
 
 
+def test_headphone_band_rests_on_a_bare_crown(generator, tables, extreme_heads):
+    """Over hair the band leaves room for it; on a bald head (hair.BARE_CROWN_STYLES) it rests on
+    the scalp, within 3 mm, instead of standing 8 mm off it, and the scalp stays out of it."""
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    skin_idx = np.unique(generator.human.faces[np.isin(generator.human.face_classes, SKIN)])
+    for ename, verts in extreme_heads:
+        bvh = BVHTree.FromPolygons(verts.astype(float).tolist(), generator.human.faces.tolist())
+        gaps = {}
+        for bare in (False, True):
+            for name in ("headphones_over_ear", "headphones_on_ear"):
+                mesh = acc.build_accessories(acc.AccessoryParams((_choice(name),)), verts, tables,
+                                             bare_crown=bare)[0]
+                comp = _components(mesh.faces, len(mesh.vertices))
+                v = mesh.vertices.astype(float)
+                top = comp[np.argmax(v[mesh.faces[:, 0], 1])]  # the band holds the highest point
+                band = v[np.unique(mesh.faces[comp == top])]
+                crown = band[band[:, 1] > band[:, 1].max() - 0.02]
+                gaps[(bare, name)] = min(bvh.find_nearest(Vector(q))[3] for q in crown)
+                if bare:
+                    depth = _depth_inside(v, mesh.faces[comp == top], verts[skin_idx].astype(float))
+                    assert depth.max() < POKE_TOLERANCE_M, (ename, name)
+        for name in ("headphones_over_ear", "headphones_on_ear"):
+            assert gaps[(True, name)] < 0.003, (ename, name, gaps)
+            assert gaps[(False, name)] > 0.006, (ename, name, gaps)
+
+
 def test_combinations_clear_each_other(generator, tables, extreme_heads):
     _, verts = extreme_heads[0]
     params = acc.AccessoryParams(tuple(_choice(n) for n in
