@@ -1426,13 +1426,13 @@ def _build_earrings(head, ch, spec, b) -> None:
             v, f = _tube(ring, 0.0009, 6, ref=np.cross(plane_u, [0, 1.0, 0]), closed=True)
             b.add(v, f, mat)
             continue
-        # Drop: a short chain and a bead.
-        length = 0.008 + 0.012 * ch.variant
+        # Drop: a chain of 1.5-4 cm and a bead.
+        length = 0.015 + 0.025 * ch.variant
         chain = np.linspace(lobe, lobe + np.array([side * 0.003, -length, 0.0]), 6)
         chain = _clear_path(chain, np.tile(axis, (6, 1)), head.obstacles[np.linalg.norm(head.obstacles - lobe, axis=1) > 0.004], 0.0015)
         v, f = _tube(chain, 0.0006, 6, ref=(1.0, 0, 0))
         b.add(v, f, mat)
-        r = 0.003 + 0.002 * ch.variant
+        r = 0.0035 + 0.0025 * ch.variant
         c = chain[-1] + np.array([0.0, -r, 0.0])
         c = c + axis * head.push_out(c[None], axis, r * 1.3 + 0.0008)[0]
         v, f = _ellipsoid(c, (r, r * 1.3, r), nu=10, nv=7)
