@@ -8,13 +8,21 @@ The first detector is the one the pass mark applies to (MTCNN by default, target
 
 Usage: python benchmarks/bench_realism.py [--count 200] [--seed 0] [--quality preview]
     [--resolution PX] [--max-yaw 60] [--detectors mtcnn haar] [--out outputs/bench_realism]
+    [--indices 12,69,...] [--compare EARLIER_OUT/rows.jsonl]
 Needs the detectors: pip install -e '.[bench]'
 Use quality preview or final: "test" (4 samples, no denoiser) is too noisy for MTCNN to see faces.
 Prints markdown tables (overall, by |yaw| bin and by appearance groups found in the params) and,
 for each face MTCNN misses, which of its three stages holds it back (the face is detected again
 with one stage threshold at a time lowered to 0.3: detect.mtcnn_stage_probe); writes
 summary.json, misses_<detector>.png (contact sheet of the misses; the least confident hits when
-there is no miss) and rows.jsonl (with the stage probe of each miss) to --out.
+there is no miss) and rows.jsonl (with the stage probe of each miss) to --out. rows.jsonl grows
+one line per sample as the run goes, so an interrupted run keeps what it finished.
+
+--indices renders just those samples of --seed (all of them, whatever their yaw): to check the
+faces a change touches without a full run. --compare pairs this run with an earlier one on the
+indices both rendered (same seed and preset): faces that flipped between hit and miss, and a
+sign test on each face's confidence, -log10(1 - c) with a miss as 0, so a real shift stands out
+from flips near the thresholds.
 """
 
 from __future__ import annotations
@@ -164,6 +172,52 @@ def contact_sheet(images: list[tuple[np.ndarray, dict]], detector: str, path: Pa
     return path
 
 
+def confidence_score(row: dict, detector: str) -> float:
+    """-log10(1 - confidence) of the detection that matched the face; 0 for a miss."""
+    c = row[detector]["confidence"] if row[detector]["hit"] else 0.0
+    return float(-np.log10(max(1.0 - float(c), 1e-7)))
+
+
+def paired_comparison(before: list[dict], after: list[dict], detector: str) -> dict:
+    """How ``after`` differs from ``before`` on the indices both hold: hits, flips, and a two-sided
+    sign test (scipy's binomtest) on the confidence scores that went up against those that went
+    down (ties left out)."""
+    from scipy.stats import binomtest
+
+    a = {r["index"]: r for r in before}
+    b = {r["index"]: r for r in after}
+    common = sorted(set(a) & set(b))
+    diff = np.array([confidence_score(b[i], detector) - confidence_score(a[i], detector) for i in common])
+    up, down = int((diff > 1e-9).sum()), int((diff < -1e-9).sum())
+    return {
+        "n": len(common),
+        "hits_before": sum(a[i][detector]["hit"] for i in common),
+        "hits_after": sum(b[i][detector]["hit"] for i in common),
+        "found": [i for i in common if b[i][detector]["hit"] and not a[i][detector]["hit"]],
+        "lost": [i for i in common if a[i][detector]["hit"] and not b[i][detector]["hit"]],
+        "up": up,
+        "down": down,
+        "sign_test_p": float(binomtest(up, up + down).pvalue) if up + down else 1.0,
+    }
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a rows.jsonl."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def parse_indices(text: str) -> list[int]:
+    """'12,69, 208' -> [12, 69, 208]; ValueError names a bad entry."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise ValueError(f"--indices: {part!r} is not a sample index (comma-separated integers >= 0)")
+        out.append(int(part))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=200, help="samples within --max-yaw to render")
@@ -182,7 +236,20 @@ def main() -> int:
     ap.add_argument("--cpu", action="store_true", help="render on the CPU even when a GPU is there")
     ap.add_argument("--save-images", action="store_true", help="also write every RGB to --out/images/")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench_realism"))
+    ap.add_argument("--indices", default=None,
+                    help="comma-separated sample indices: render just these (any yaw) instead of --count from --start")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="rows.jsonl of an earlier run (same seed): flips and a sign test on the common indices")
     args = ap.parse_args()
+    try:
+        indices = parse_indices(args.indices) if args.indices is not None else None
+    except ValueError as err:
+        ap.error(str(err))
+    if args.count < 1:
+        ap.error("--count must be at least 1")
+    if args.compare is not None and not args.compare.is_file():
+        ap.error(f"--compare: no such file {args.compare}")
+    baseline = read_rows(args.compare) if args.compare is not None else None
 
     from replicantface import detect
 
@@ -207,19 +274,25 @@ def main() -> int:
     rows, images = [], []
     skipped = 0
     index = args.start
+    todo = list(indices) if indices is not None else None
+    total = len(todo) if todo is not None else args.count
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows_file = open(args.out / "rows.jsonl", "w")
     t0 = time.perf_counter()
-    with tqdm(total=args.count, unit="img", desc="render+detect") as bar:
-        while len(rows) < args.count:
+    with tqdm(total=total, unit="img", desc="render+detect") as bar, rows_file:
+        while len(rows) < total:
+            if todo is not None:
+                index = todo[len(rows)]
             params = gen.params(args.seed, index)
             index += 1
-            if facing_yaw_deg(*np.degrees(label_pose(params.pose))) > args.max_yaw:
+            if todo is None and facing_yaw_deg(*np.degrees(label_pose(params.pose))) > args.max_yaw:
                 skipped += 1
                 continue
             t_img = time.perf_counter()
             sample = gen.render(params)
             render_s = time.perf_counter() - t_img
             pitch, yaw, roll = np.degrees(sample.labels["pose_aflw"])
-            if facing_yaw_deg(pitch, yaw, roll) > args.max_yaw:  # the rendered label is the truth
+            if todo is None and facing_yaw_deg(pitch, yaw, roll) > args.max_yaw:  # the label is the truth
                 skipped += 1
                 continue
             face_box = [float(v) for v in sample.labels["bbox_face"]]
@@ -235,7 +308,12 @@ def main() -> int:
                              "confidence": match.confidence if match else None,
                              "iou": iou, "seconds": time.perf_counter() - t_det,
                              "detections": [(list(d.box), d.confidence) for d in found]}
+            if "mtcnn" in names and not row["mtcnn"]["hit"]:  # which stage holds the face back
+                row["mtcnn"]["stage_probe"] = detect.mtcnn_stage_probe(sample.rgb, face_box,
+                                                                       min_iou=args.min_iou)
             rows.append(row)
+            rows_file.write(json.dumps(row) + "\n")
+            rows_file.flush()
             images.append(sample.rgb)
             if args.save_images:
                 (args.out / "images").mkdir(parents=True, exist_ok=True)
@@ -244,14 +322,10 @@ def main() -> int:
             bar.set_postfix({n: f"{np.mean([r[n]['hit'] for r in rows]):.1%}" for n in names})
     wall_s = time.perf_counter() - t0
 
-    if "mtcnn" in names:  # which stage holds each missed face back
-        for im, r in zip(images, rows):
-            if not r["mtcnn"]["hit"]:
-                r["mtcnn"]["stage_probe"] = detect.mtcnn_stage_probe(im, r["bbox_face"], min_iou=args.min_iou)
-
     table = rate_table(rows, names)
-    print(f"\n{len(rows)} samples (seed {args.seed}, indices {args.start}..{index - 1}, "
-          f"{skipped} skipped for |yaw| > {args.max_yaw:g}), {args.quality} {gen.resolution}px, "
+    tried = (f"indices {args.indices}" if todo is not None else
+             f"indices {args.start}..{index - 1}, {skipped} skipped for |yaw| > {args.max_yaw:g}")
+    print(f"\n{len(rows)} samples (seed {args.seed}, {tried}), {args.quality} {gen.resolution}px, "
           f"device {gen.device}")
     print_table(table, names)
 
@@ -264,7 +338,15 @@ def main() -> int:
             print(f"  #{r['index']} yaw {r['yaw_deg']:+.0f} pitch {r['pitch_deg']:+.0f}: "
                   f"{', '.join(found) if found else 'none'}")
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    comparison = None
+    if baseline is not None:
+        comparison = paired_comparison(baseline, rows, names[0])
+        c = comparison
+        print(f"\nagainst {args.compare} ({names[0]}, {c['n']} common indices): hits "
+              f"{c['hits_before']} -> {c['hits_after']}; found {c['found'] or 'none'}, lost "
+              f"{c['lost'] or 'none'}; confidence up for {c['up']}, down for {c['down']} "
+              f"(sign test p = {c['sign_test_p']:.2g})")
+
     sheets = {}
     for name in names:
         misses = [(im, r) for im, r in zip(images, rows) if not r[name]["hit"]]
@@ -281,7 +363,7 @@ def main() -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "device": gen.device,
         "samples": len(rows),
-        "indices_tried": index - args.start,
+        "indices_tried": len(todo) if todo is not None else index - args.start,
         "skipped_yaw": skipped,
         "setup_s": setup_s,
         "wall_s": wall_s,
@@ -295,11 +377,9 @@ def main() -> int:
         "target": {"detector": primary, "rate": args.target, "passed": rate >= args.target},
         "table": table,
         "sheets": sheets,
+        "comparison": comparison,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    with open(args.out / "rows.jsonl", "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
     verdict = "PASS" if rate >= args.target else "FAIL"
     lo, hi = ci[primary]
     print(f"\n{primary} detection rate {rate:.1%} (95 % CI {lo:.1%}-{hi:.1%}; target "
