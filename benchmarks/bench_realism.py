@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 ANGLE_BINS_DEG = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
+INNER_LANDMARKS = 51  # iBUG-68 points 17-67 (brows, nose, eyes, mouth); 0-16 are the jaw
 SHEET_TILE = 192
 SHEET_MAX = 64
 
@@ -99,17 +100,28 @@ def angle_bin(angle_deg: float) -> str:
     return f">{ANGLE_BINS_DEG[-1][1]:.0f}"
 
 
+def inner_visible_bin(count: int | None) -> str | None:
+    """'all 51', '26-50' or '0-25' for the number of inner landmarks (17-67: brows, nose, eyes,
+    mouth) that the label marks visible; None for rows written before the count was kept."""
+    if count is None:
+        return None
+    return f"all {INNER_LANDMARKS}" if count >= INNER_LANDMARKS else ("26-50" if count > 25 else "0-25")
+
+
 def rate_table(rows: list[dict], detectors: list[str]) -> list[dict]:
     """One entry per (group, value): n and, per detector, hit rate and mean confidence of hits."""
     keys: dict[tuple[str, str], list[dict]] = {("all", "all"): rows}
     for r in rows:
         keys.setdefault(("|yaw| deg", r["yaw_bin"]), []).append(r)
         keys.setdefault(("|pitch| deg", angle_bin(r["pitch_deg"])), []).append(r)
+        seen = inner_visible_bin(r.get("inner_landmarks_visible"))
+        if seen is not None:
+            keys.setdefault(("inner landmarks visible", seen), []).append(r)
         for g, v in r["groups"].items():
             keys.setdefault((g, v), []).append(r)
     table = []
-    first = {"all": 0, "|yaw| deg": 1, "|pitch| deg": 2}
-    for (g, v), rs in sorted(keys.items(), key=lambda kv: (first.get(kv[0][0], 3), kv[0])):
+    first = {"all": 0, "|yaw| deg": 1, "|pitch| deg": 2, "inner landmarks visible": 3}
+    for (g, v), rs in sorted(keys.items(), key=lambda kv: (first.get(kv[0][0], 4), kv[0])):
         entry = {"group": g, "value": v, "n": len(rs)}
         for d in detectors:
             hits = [r[d]["confidence"] for r in rs if r[d]["hit"]]
@@ -299,6 +311,7 @@ def main() -> int:
             row = {"index": params.index, "yaw_deg": float(yaw), "pitch_deg": float(pitch),
                    "roll_deg": float(roll), "yaw_bin": angle_bin(yaw), "bbox_face": face_box,
                    "groups": appearance_groups(json.loads(str(sample.labels["params"]))),
+                   "inner_landmarks_visible": int(np.count_nonzero(sample.labels["landmarks_visible"][17:])),
                    "render_s": render_s}
             for name, det in detectors.items():
                 t_det = time.perf_counter()
@@ -335,7 +348,8 @@ def main() -> int:
               f"(standard {detect.MTCNN_THRESHOLDS}):")
         for r in probed:
             found = [f"{stage} ({c:.2f})" for stage, c in r["mtcnn"]["stage_probe"].items() if c is not None]
-            print(f"  #{r['index']} yaw {r['yaw_deg']:+.0f} pitch {r['pitch_deg']:+.0f}: "
+            print(f"  #{r['index']} yaw {r['yaw_deg']:+.0f} pitch {r['pitch_deg']:+.0f}, "
+                  f"{r['inner_landmarks_visible']} of {INNER_LANDMARKS} inner landmarks visible: "
                   f"{', '.join(found) if found else 'none'}")
 
     comparison = None

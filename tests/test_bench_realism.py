@@ -53,3 +53,17 @@ def test_bad_options_are_named_before_anything_renders(tmp_path):
     done = run("--count", "0")
     assert done.returncode == 2 and "--count must be at least 1" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_rates_are_split_by_how_much_of_the_inner_face_is_visible(bench):
+    def row(index, seen, hit):
+        return {"index": index, "yaw_bin": "0-30", "pitch_deg": 5.0, "groups": {},
+                "inner_landmarks_visible": seen, "mtcnn": {"hit": hit, "confidence": 0.99 if hit else None}}
+
+    rows = [row(0, 51, True), row(1, 51, True), row(2, 40, True), row(3, 12, False), row(4, 26, False)]
+    rates = {(e["group"], e["value"]): (e["n"], e["mtcnn"]["rate"]) for e in bench.rate_table(rows, ["mtcnn"])}
+    assert rates[("inner landmarks visible", "all 51")] == (2, 1.0)
+    assert rates[("inner landmarks visible", "26-50")] == (2, 0.5)
+    assert rates[("inner landmarks visible", "0-25")] == (1, 0.0)
+    old = {k: v for k, v in rows[0].items() if k != "inner_landmarks_visible"}  # an earlier run's row
+    assert not any(e["group"] == "inner landmarks visible" for e in bench.rate_table([old], ["mtcnn"]))
