@@ -1,4 +1,4 @@
-"""Per-face segmentation classes of the anny mesh. numpy only.
+"""Per-face segmentation classes of the anny mesh, and the cloth shell of the top. numpy and scipy.
 
 Decided once, on the neutral mesh, so that every region follows identity, expression and pose
 deformation exactly (a face keeps its class whatever the vertices do).
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.path import Path as PolyPath
 from PIL import Image
+from scipy import sparse
 
 from replicantface.classes import SegClass
 from replicantface.labels import distance_to_polyline, vertex_normals
@@ -228,6 +229,18 @@ def _neckline_depths(vx: np.ndarray, front: np.ndarray) -> dict:
 
 
 SHELL_OFFSET_M = 0.0015  # the cloth shell's height above the skin (a turtleneck's collar: more)
+# Below the shoulders a top hangs loose: it eases off the skin by up to TOP_EASE_M, and it
+# drapes, bridging the hollows of the body under it (between the breasts, at the armpits, along
+# the spine) as fabric under light tension does, up to TOP_DRAPE_MAX_M off the skin. Both fade
+# in over TOP_LOOSE_FADE_M downward from TOP_LOOSE_BELOW_NECK_M under the neck's base, so the
+# shoulder tops, where the top rests on the body, stay close; so does the neckline, with the
+# looseness fading in over TOP_NECKLINE_REST_M under it.
+TOP_EASE_M = 0.004
+TOP_DRAPE_MAX_M = 0.03
+TOP_LOOSE_BELOW_NECK_M = 0.05
+TOP_LOOSE_FADE_M = 0.12
+TOP_NECKLINE_REST_M = 0.03
+TOP_DRAPE_ITERATIONS = 80
 
 
 def _smooth01(x: np.ndarray) -> np.ndarray:
@@ -237,15 +250,25 @@ def _smooth01(x: np.ndarray) -> np.ndarray:
 
 def shell_offsets(human, verts: np.ndarray, fields: dict) -> dict:
     """Cut name -> (V,) the cloth's height above each body vertex, metres (neutral mesh ``verts``,
-    Z up; ``fields`` from ``neckline_fields``). SHELL_OFFSET_M everywhere, except the turtleneck's
-    collar, which stands off the neck (TURTLENECK_* constants)."""
-    base = np.full(len(verts), SHELL_OFFSET_M)
-    out = {cut: base for cut in fields}
+    Z up; ``fields`` from ``neckline_fields``). SHELL_OFFSET_M, plus the ease below the shoulders
+    (TOP_EASE_M times ``loose_weights``), except the turtleneck's collar, which stands off the
+    neck (TURTLENECK_* constants)."""
+    out = {cut: SHELL_OFFSET_M + TOP_EASE_M * loose_weights(human, verts, field) for cut, field in fields.items()}
     if "turtleneck" in fields:
         up_neck = _smooth01(fields["crew"] / TURTLENECK_LIFT_FADE_M)  # 0 at the crew's collar line
         rim = _smooth01(1.0 + fields["turtleneck"] / TURTLENECK_LIFT_FADE_M)  # 1 at the collar's rim
-        out["turtleneck"] = base + up_neck * (TURTLENECK_LIFT_M + TURTLENECK_RIM_LIFT_M * rim)
+        out["turtleneck"] = out["turtleneck"] + up_neck * (TURTLENECK_LIFT_M + TURTLENECK_RIM_LIFT_M * rim)
     return out
+
+
+def loose_weights(human, verts: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """(V,) 0..1: how loose a top hangs over each vertex of the neutral mesh ``verts`` (Z up):
+    0 down to TOP_LOOSE_BELOW_NECK_M under the neck's base (the shoulder tops), rising to 1
+    TOP_LOOSE_FADE_M lower, and 0 on the cut's neckline (``field`` from ``neckline_fields``),
+    rising to 1 TOP_NECKLINE_REST_M under it."""
+    neck_z = human.neutral.bone_poses["neck01"][2, 3]
+    return (_smooth01((neck_z - TOP_LOOSE_BELOW_NECK_M - verts[:, 2]) / TOP_LOOSE_FADE_M)
+            * _smooth01(-field / TOP_NECKLINE_REST_M))
 
 
 @dataclass(frozen=True)
@@ -255,7 +278,9 @@ class ShellTemplate:
     Shell vertex k lies at (1 - t[k]) * V[i[k]] + t[k] * V[j[k]] of the body mesh V (i == j for
     a body vertex, an edge's zero crossing of the neckline field otherwise), pushed out by
     ``offset[k]`` (SHELL_OFFSET_M unless ``shell_offsets`` says otherwise) along the
-    interpolated normal; faces (F, 3) index the shell vertices.
+    interpolated normal; faces (F, 3) index the shell vertices. With ``drape`` (0..1 per shell
+    vertex), the shell also bridges the body's hollows there (``drape_heights``), through
+    ``neighbours``, the row-normalised adjacency of its vertices.
     """
 
     i: np.ndarray
@@ -263,13 +288,17 @@ class ShellTemplate:
     t: np.ndarray
     faces: np.ndarray
     offset: np.ndarray | None = None
+    drape: np.ndarray | None = None
+    neighbours: sparse.csr_matrix | None = None
 
 
 def shell_template(faces: np.ndarray, field: np.ndarray, region: np.ndarray,
-                   offset: np.ndarray | None = None) -> ShellTemplate:
+                   offset: np.ndarray | None = None, drape: np.ndarray | None = None) -> ShellTemplate:
     """Clip the ``region`` faces (F,) bool of a mesh to ``field`` < 0 (marching triangles).
 
     offset: optional (V,) cloth height over each body vertex (default SHELL_OFFSET_M).
+    drape: optional (V,) 0..1, how freely the cloth bridges the body's hollows there
+    (``loose_weights``; default: it does nowhere).
 
     faces: (F, 3) triangles; field: (V,) per-vertex values. A face with all three vertices
     negative is kept whole, one with one or two is cut along the field's zero line, which
@@ -313,6 +342,15 @@ def shell_template(faces: np.ndarray, field: np.ndarray, region: np.ndarray,
                         np.array(t_list, dtype=np.float64), np.array(out, dtype=np.int32).reshape(-1, 3))
     if offset is not None:
         tpl = dataclasses.replace(tpl, offset=shell_points(tpl, np.asarray(offset, dtype=np.float64)))
+    if drape is not None:
+        n = len(tpl.i)
+        e = tpl.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+        adj = sparse.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
+                                shape=(n, n)).tocsr()
+        adj.data[:] = 1.0  # duplicate edges summed: count each neighbour once
+        degree = np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+        tpl = dataclasses.replace(tpl, drape=shell_points(tpl, np.asarray(drape, dtype=np.float64)),
+                                  neighbours=(sparse.diags(1.0 / degree) @ adj).tocsr())
     return tpl
 
 
@@ -328,4 +366,22 @@ def shell_vertices(template: ShellTemplate, verts: np.ndarray, faces: np.ndarray
     n = shell_points(template, normals)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     offset = SHELL_OFFSET_M if template.offset is None else template.offset[:, None]
-    return shell_points(template, verts) + offset * n
+    on_body = shell_points(template, verts) + offset * n
+    if template.drape is None:
+        return on_body
+    return on_body + drape_heights(on_body, n, template.neighbours, template.drape)[:, None] * n
+
+
+def drape_heights(points: np.ndarray, normals: np.ndarray, neighbours: sparse.csr_matrix,
+                  weight: np.ndarray, iterations: int = TOP_DRAPE_ITERATIONS) -> np.ndarray:
+    """(N,) how far cloth lifts off the surface ``points`` (N, 3) along its unit ``normals`` to
+    bridge the hollows, as a membrane pulled taut over the body: each step moves every point
+    along its normal toward the mean of its ``neighbours`` (row-normalised adjacency), never
+    below the surface, by its ``weight`` 0..1 (0 holds it there); at most TOP_DRAPE_MAX_M."""
+    h = np.zeros(len(points))
+    step = 0.5 * weight
+    for _ in range(iterations):
+        p = points + h[:, None] * normals
+        pull = np.einsum("ij,ij->i", neighbours @ p - p, normals)
+        h = np.clip(h + step * pull, 0.0, TOP_DRAPE_MAX_M)
+    return h

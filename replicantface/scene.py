@@ -458,16 +458,38 @@ _CLOTH_PARAMS = {"cloth_rgb": (0.3, 0.3, 0.3), "cloth_rgb2": (0.5, 0.5, 0.5), "c
                  **{f"w_{name}": float(name == "solid") for name in CLOTHING_PATTERNS}}
 
 
+# Folds of a top: noise on the rest position scaled by _CLOTH_FOLD_SCALE (per metre, head frame
+# x, y up, z), so they run down the body about 8 cm apart; shaded as _CLOTH_FOLD_DEPTH_M deep.
+# The pattern moves with them by up to _CLOTH_FOLD_WARP_M.
+_CLOTH_FOLD_SCALE = (12.0, 2.5, 12.0)
+_CLOTH_FOLD_DEPTH_M = 0.04
+_CLOTH_FOLD_WARP_M = 0.04
+
+
 def _cloth_shader(tree, nodes: dict):
     """Fabric: two colours mixed by a pattern (one-hot weights per CLOTHING_PATTERNS), a fine
-    weave and sheen. Patterns run on ``rf_rest`` (neutral head frame; y up), so they follow the body.
+    weave and sheen, and soft folds that hang down the body (shading, _CLOTH_FOLD_*), which
+    the pattern follows. Patterns run on ``rf_rest`` (neutral head frame; y up), so they follow
+    the body.
     """
     g = _Graph(tree)
     prm = _params(tree, _CLOTH_PARAMS)
     nodes["cloth"] = prm
     v = {k: n.outputs[0] for k, n in prm.items()}
     rest = g.attribute("rf_rest").outputs["Vector"]
-    p = g.node("ShaderNodeVectorMath", Vector=rest)
+    stretched = g.node("ShaderNodeVectorMath", Vector=rest)
+    stretched.operation = "MULTIPLY"
+    g.link(_CLOTH_FOLD_SCALE, stretched.inputs[1])
+    folds = g.node("ShaderNodeTexNoise", Vector=stretched.outputs[0], Scale=1.0, Detail=2.0,
+                   Roughness=0.4).outputs["Fac"]
+    # The pattern shifts with the folds, so stripes and checks wave as printed fabric does.
+    shift = g.node("ShaderNodeVectorMath", Vector=(_CLOTH_FOLD_WARP_M,) * 3)
+    shift.operation = "SCALE"
+    g.link(g.math("SUBTRACT", folds, 0.5), shift.inputs["Scale"])
+    warped = g.node("ShaderNodeVectorMath", Vector=rest)
+    warped.operation = "ADD"
+    g.link(shift.outputs[0], warped.inputs[1])
+    p = g.node("ShaderNodeVectorMath", Vector=warped.outputs[0])
     p.operation = "SCALE"
     g.link(v["cloth_freq"], p.inputs["Scale"])
     px, py, _ = g.split(p.outputs[0])
@@ -488,8 +510,10 @@ def _cloth_shader(tree, nodes: dict):
     weave = g.node("ShaderNodeTexNoise", Vector=rest, Scale=2500.0, Detail=0.0).outputs["Fac"]
     height = g.math("MULTIPLY_ADD", g.math("MULTIPLY", rib, v["w_knit"]), 0.4, g.math("MULTIPLY", weave, 0.08))
     knit = g.node("ShaderNodeBump", Strength=1.0, Distance=0.002, Height=height)
+    drape = g.node("ShaderNodeBump", Strength=1.0, Distance=_CLOTH_FOLD_DEPTH_M, Height=folds,
+                   Normal=knit.outputs["Normal"])
     bsdf = g.node("ShaderNodeBsdfPrincipled", **{"Base Color": colour, "Roughness": 0.85, "Sheen Weight": 0.4,
-                                                  "Normal": knit.outputs["Normal"]})
+                                                  "Normal": drape.outputs["Normal"]})
     nodes["cloth_bsdf"] = bsdf
     return bsdf
 
@@ -673,7 +697,8 @@ def _build_top(human_model, material) -> dict:
     rest = labels.transform_points(np.linalg.inv(neutral.head_to_world), neutral.vertices)
     meshes, templates = {}, {}
     for cut in CLOTHING_CUTS:
-        tpl = regions.shell_template(human_model.faces, fields[cut], region, offsets[cut])
+        tpl = regions.shell_template(human_model.faces, fields[cut], region, offsets[cut],
+                                     regions.loose_weights(human_model, neutral.vertices, fields[cut]))
         mesh = bpy.data.meshes.new(f"rf_top_{cut}")
         write_triangles(mesh, regions.shell_vertices(tpl, neutral.vertices, human_model.faces), tpl.faces)
         mesh.polygons.foreach_set("use_smooth", np.ones(len(tpl.faces), dtype=bool))

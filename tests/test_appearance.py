@@ -253,6 +253,7 @@ def test_shell_templates_cut_smoothly_along_the_neckline(human):
     normals = labels.vertex_normals(verts, human.faces)
     for cut in CLOTHING_CUTS:
         f = fields[cut]
+        loose = regions.loose_weights(human, verts, f)
         # The field is the line clothing_cuts uses face by face.
         assert np.array_equal((f[human.faces] < 0).all(axis=1) & body, cuts[cut] & body), cut
         tpl = regions.shell_template(human.faces, f, body)
@@ -273,20 +274,93 @@ def test_shell_templates_cut_smoothly_along_the_neckline(human):
         e = np.sort(tpl.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
         _, count = np.unique(e, axis=0, return_counts=True)
         assert count.max() == 2, cut
-        # The shell sits SHELL_OFFSET_M off the skin, except a turtleneck's collar (below).
+        # The shell sits SHELL_OFFSET_M off the skin plus the ease below the shoulders, except
+        # a turtleneck's collar (below).
         offsets = regions.shell_offsets(human, verts, fields)[cut]
         off = np.linalg.norm(regions.shell_vertices(
             regions.shell_template(human.faces, f, body, offsets), verts, human.faces) - p, axis=1)
+        plain = regions.SHELL_OFFSET_M + regions.TOP_EASE_M * regions.shell_points(tpl, loose)
         if cut != "turtleneck":
-            assert np.allclose(off, regions.SHELL_OFFSET_M), cut
+            assert np.allclose(off, plain), cut
+            assert off[edge].max() < regions.SHELL_OFFSET_M + 0.001, cut  # the neckline rests on the skin
             continue
         # The collar stands off the neck, most at its rim; the body below the crew's collar line
         # keeps the plain offset.
         torso = (tpl.i == tpl.j) & (fields["crew"][tpl.i] < 0.0)
-        assert np.allclose(off[torso], regions.SHELL_OFFSET_M)
+        assert np.allclose(off[torso], plain[torso])
         assert off.min() >= regions.SHELL_OFFSET_M - 1e-9
         rim_lift = regions.SHELL_OFFSET_M + regions.TURTLENECK_LIFT_M + regions.TURTLENECK_RIM_LIFT_M
         assert np.allclose(off[edge], rim_lift, atol=5e-4), (off[edge].min(), off[edge].max())
+
+
+def _grid_surface(height, half=0.15, n=31):
+    """A triangulated height field z = height(x, y) over a square of side 2 * half (metres)."""
+    x, y = np.meshgrid(np.linspace(-half, half, n), np.linspace(-half, half, n))
+    verts = np.c_[x.ravel(), y.ravel(), height(x.ravel(), y.ravel())]
+    k = np.arange(n * n).reshape(n, n)[:-1, :-1].ravel()
+    faces = np.r_[np.c_[k, k + 1, k + n + 1], np.c_[k, k + n + 1, k + n]]
+    return verts, faces
+
+
+def test_a_loose_top_bridges_hollows_and_rests_on_rises():
+    """Two rounded rises 10 cm apart, like a chest: the cloth lifts over the hollow between them
+    but not over their tops, and not at all where the drape weight is 0."""
+    def chest(x, y):
+        bump = lambda cx: 0.03 * np.exp(-((x - cx) ** 2 + y ** 2) / 0.04 ** 2)  # noqa: E731
+        return bump(-0.05) + bump(0.05)
+
+    verts, faces = _grid_surface(chest)
+    normals = labels.vertex_normals(verts, faces)
+    assert (normals[:, 2] > 0).all()
+    every = np.ones(len(faces), dtype=bool)
+    field = -np.ones(len(verts))
+
+    def heights(weight):
+        tpl = regions.shell_template(faces, field, every, drape=np.full(len(verts), weight))
+        lifted = regions.shell_vertices(tpl, verts, faces)
+        plain = regions.shell_points(tpl, verts) + regions.SHELL_OFFSET_M * regions.shell_points(tpl, normals)
+        return np.einsum("ij,ij->i", lifted - plain, regions.shell_points(tpl, normals)), regions.shell_points(tpl, verts)
+
+    h, p = heights(1.0)
+    between = np.argmin(np.linalg.norm(p[:, :2], axis=1))
+    tops = np.argsort(np.linalg.norm(np.abs(p[:, :2]) - [0.05, 0.0], axis=1))[:2]
+    assert h[between] > 0.002, h[between]  # bridged
+    assert h[tops].max() < 0.0005, h[tops]  # resting on the rises
+    assert h.min() >= 0.0 and h.max() <= regions.TOP_DRAPE_MAX_M + 1e-12
+    assert p[between, 2] + h[between] < p[tops, 2].min()  # never above the rises' tops
+    assert np.abs(heights(0.0)[0]).max() < 1e-12
+
+
+def test_a_top_hangs_loose_below_the_shoulders_only(human):
+    """On the body, a V-neck: the drape weight is 0 at the neckline and the shoulder tops and 1
+    lower down; a woman's top bridges the hollow between the breasts, a man's lifts less there."""
+    neutral = human.neutral.vertices
+    field = regions.neckline_fields(human, neutral)["v_neck"]
+    loose = regions.loose_weights(human, neutral, field)
+    neck_z = human.neutral.bone_poses["neck01"][2, 3]
+    shoulder = human.neutral.bone_poses["shoulder01.L"][:3, 3]
+    near = np.linalg.norm(neutral - shoulder, axis=1) < 0.06
+    assert loose[near & (neutral[:, 2] > shoulder[2])].max() == 0.0  # the top rests on the shoulder
+    assert loose[neutral[:, 2] > neck_z - regions.TOP_LOOSE_BELOW_NECK_M].max() == 0.0
+    low = neutral[:, 2] < neck_z - regions.TOP_LOOSE_BELOW_NECK_M - regions.TOP_LOOSE_FADE_M
+    assert loose[low & (field < -regions.TOP_NECKLINE_REST_M)].min() == 1.0
+    assert loose[field >= 0.0].max() == 0.0
+    body = regions.top_region(human)
+    tpl = regions.shell_template(human.faces, field, body, drape=loose)
+    lift = {}
+    for gender in (0.0, 1.0):
+        verts = human.evaluate(phenotypes=dict(gender=gender, age=0.5, muscle=0.5, weight=0.7,
+                                               height=0.5, proportions=0.5)).vertices
+        normals = regions.shell_points(tpl, labels.vertex_normals(verts, human.faces))
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        p = regions.shell_points(tpl, verts)
+        h = regions.drape_heights(p, normals, tpl.neighbours, tpl.drape)
+        chin_z = verts[human.landmark_indices[8], 2]
+        sternum = (np.abs(p[:, 0]) < 0.02) & (normals[:, 1] < -0.5) & (p[:, 2] < chin_z - 0.15) \
+            & (p[:, 2] > chin_z - 0.3)
+        lift[gender] = h[sternum].max()
+        assert h[tpl.i != tpl.j].max() < 0.002  # the neckline stays on the skin
+    assert lift[0.0] > 0.004 and lift[1.0] < 0.6 * lift[0.0], lift
 
 
 def test_neckline_is_smooth_and_the_mask_follows_the_cloth(generator):
