@@ -8,7 +8,7 @@ The first detector is the one the pass mark applies to (MTCNN by default, target
 
 Usage: python benchmarks/bench_realism.py [--count 200] [--seed 0] [--quality preview]
     [--resolution PX] [--max-yaw 60] [--detectors mtcnn haar] [--out outputs/bench_realism]
-    [--indices 12,69,...] [--compare EARLIER_OUT/rows.jsonl]
+    [--indices 12,69,...] [--compare EARLIER_OUT/rows.jsonl] | --tables ROWS.jsonl [ROWS.jsonl ...]
 Needs the detectors: pip install -e '.[bench]'
 Use quality preview or final: "test" (4 samples, no denoiser) is too noisy for MTCNN to see faces.
 Prints markdown tables (overall, by |yaw| bin and by appearance groups found in the params) and,
@@ -17,6 +17,9 @@ with one stage threshold at a time lowered to 0.3: detect.mtcnn_stage_probe); wr
 summary.json, misses_<detector>.png (contact sheet of the misses; the least confident hits when
 there is no miss) and rows.jsonl (with the stage probe of each miss) to --out. rows.jsonl grows
 one line per sample as the run goes, so an interrupted run keeps what it finished.
+
+--tables A/rows.jsonl B/rows.jsonl renders nothing: it prints the tables of earlier runs taken
+together (the pieces of a run split with --start, or several seeds).
 
 --indices renders just those samples of --seed (all of them, whatever their yaw): to check the
 faces a change touches without a full run. --compare pairs this run with an earlier one on the
@@ -219,6 +222,46 @@ def read_rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def merged_rows(paths: list[Path]) -> list[dict]:
+    """The rows of several rows.jsonl (the pieces of a run split with --start, or runs of several
+    seeds), in order; ValueError names a sample that two of them hold."""
+    rows, source = [], {}
+    for path in paths:
+        for r in read_rows(path):
+            key = (r.get("seed"), r["index"])
+            if key in source:
+                seed = "" if key[0] is None else f" of seed {key[0]}"
+                raise ValueError(f"--tables: sample {key[1]}{seed} is in both {source[key]} and {path}")
+            source[key] = path
+            rows.append(r)
+    return rows
+
+
+def detector_names(rows: list[dict]) -> list[str]:
+    """The detectors a run's rows hold, the one the target applies to first."""
+    return [k for k, v in rows[0].items() if isinstance(v, dict) and "hit" in v] if rows else []
+
+
+def print_misses(rows: list[dict], thresholds) -> None:
+    probed = [r for r in rows if "stage_probe" in r.get("mtcnn", {})]
+    if probed:
+        print(f"\nmtcnn misses, found with one stage threshold lowered to 0.3 (standard {thresholds}):")
+        for r in probed:
+            found = [f"{stage} ({c:.2f})" for stage, c in r["mtcnn"]["stage_probe"].items() if c is not None]
+            seen = r.get("inner_landmarks_visible")
+            print(f"  #{r['index']} yaw {r['yaw_deg']:+.0f} pitch {r['pitch_deg']:+.0f}, "
+                  f"{'?' if seen is None else seen} of {INNER_LANDMARKS} inner landmarks visible: "
+                  f"{', '.join(found) if found else 'none'}")
+
+
+def rate_line(rows: list[dict], detector: str, target: float) -> str:
+    hits = sum(r[detector]["hit"] for r in rows)
+    lo, hi = rate_interval(hits, len(rows))
+    verdict = "PASS" if hits / len(rows) >= target else "FAIL"
+    return (f"{detector} detection rate {hits / len(rows):.1%} ({hits} of {len(rows)}; 95 % CI "
+            f"{lo:.1%}-{hi:.1%}; target {target:.0%}): {verdict}")
+
+
 def parse_indices(text: str) -> list[int]:
     """'12,69, 208' -> [12, 69, 208]; ValueError names a bad entry."""
     out = []
@@ -252,7 +295,27 @@ def main() -> int:
                     help="comma-separated sample indices: render just these (any yaw) instead of --count from --start")
     ap.add_argument("--compare", type=Path, default=None,
                     help="rows.jsonl of an earlier run (same seed): flips and a sign test on the common indices")
+    ap.add_argument("--tables", type=Path, nargs="+", default=None, metavar="ROWS_JSONL",
+                    help="render nothing: print the tables of earlier runs' rows.jsonl taken together")
     args = ap.parse_args()
+    if args.tables is not None:
+        missing = [str(p) for p in args.tables if not p.is_file()]
+        if missing:
+            ap.error(f"--tables: no such file {', '.join(missing)}")
+        try:
+            rows = merged_rows(args.tables)
+        except ValueError as err:
+            ap.error(str(err))
+        if not rows:
+            ap.error("--tables: the files hold no rows")
+        names = detector_names(rows)
+        print(f"{len(rows)} samples from {', '.join(map(str, args.tables))}")
+        print_table(rate_table(rows, names), names)
+        from replicantface.detect import MTCNN_THRESHOLDS
+
+        print_misses(rows, MTCNN_THRESHOLDS)
+        print("\n" + rate_line(rows, names[0], args.target))
+        return 0
     try:
         indices = parse_indices(args.indices) if args.indices is not None else None
     except ValueError as err:
@@ -308,7 +371,7 @@ def main() -> int:
                 skipped += 1
                 continue
             face_box = [float(v) for v in sample.labels["bbox_face"]]
-            row = {"index": params.index, "yaw_deg": float(yaw), "pitch_deg": float(pitch),
+            row = {"seed": args.seed, "index": params.index, "yaw_deg": float(yaw), "pitch_deg": float(pitch),
                    "roll_deg": float(roll), "yaw_bin": angle_bin(yaw), "bbox_face": face_box,
                    "groups": appearance_groups(json.loads(str(sample.labels["params"]))),
                    "inner_landmarks_visible": int(np.count_nonzero(sample.labels["landmarks_visible"][17:])),
@@ -342,15 +405,7 @@ def main() -> int:
           f"device {gen.device}")
     print_table(table, names)
 
-    probed = [r for r in rows if "stage_probe" in r.get("mtcnn", {})]
-    if probed:
-        print(f"\nmtcnn misses, found with one stage threshold lowered to 0.3 "
-              f"(standard {detect.MTCNN_THRESHOLDS}):")
-        for r in probed:
-            found = [f"{stage} ({c:.2f})" for stage, c in r["mtcnn"]["stage_probe"].items() if c is not None]
-            print(f"  #{r['index']} yaw {r['yaw_deg']:+.0f} pitch {r['pitch_deg']:+.0f}, "
-                  f"{r['inner_landmarks_visible']} of {INNER_LANDMARKS} inner landmarks visible: "
-                  f"{', '.join(found) if found else 'none'}")
+    print_misses(rows, detect.MTCNN_THRESHOLDS)
 
     comparison = None
     if baseline is not None:

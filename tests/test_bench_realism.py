@@ -67,3 +67,41 @@ def test_rates_are_split_by_how_much_of_the_inner_face_is_visible(bench):
     assert rates[("inner landmarks visible", "0-25")] == (1, 0.0)
     old = {k: v for k, v in rows[0].items() if k != "inner_landmarks_visible"}  # an earlier run's row
     assert not any(e["group"] == "inner landmarks visible" for e in bench.rate_table([old], ["mtcnn"]))
+
+
+def _full_row(index, hit, seed=None):
+    row = {"index": index, "yaw_deg": 10.0, "pitch_deg": 5.0, "roll_deg": 0.0, "yaw_bin": "0-30",
+           "groups": {"hair": "bob"}, "inner_landmarks_visible": 51,
+           "mtcnn": {"hit": hit, "confidence": 0.99 if hit else None},
+           "haar": {"hit": True, "confidence": 1.0}}
+    if not hit:
+        row["mtcnn"]["stage_probe"] = {"P-Net": None, "R-Net": 0.8, "O-Net": None}
+    return row if seed is None else {"seed": seed, **row}
+
+
+def test_tables_take_the_pieces_of_a_run_together_and_refuse_a_sample_twice(bench, tmp_path):
+    import json
+
+    def write(name, rows):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(path)
+
+    first = write("a.jsonl", [_full_row(i, True) for i in range(49)] + [_full_row(49, False)])
+    second = write("b.jsonl", [_full_row(i, True) for i in range(50, 99)] + [_full_row(99, False)])
+    done = subprocess.run([sys.executable, str(SCRIPT), "--tables", first, second],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "| all | all | 100 | 98.0% | 0.990 | 100.0% | 1.000 |" in done.stdout
+    assert "#49 yaw +10 pitch +5, 51 of 51 inner landmarks visible: R-Net (0.80)" in done.stdout
+    assert "mtcnn detection rate 98.0% (98 of 100; 95 % CI 93.0%-99.4%; target 98%): PASS" in done.stdout
+
+    again = subprocess.run([sys.executable, str(SCRIPT), "--tables", first, first],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "sample 0 is in both" in again.stderr
+    # Rows that carry their seed: the same index of two seeds is two samples.
+    seeds = [write(f"s{k}.jsonl", [_full_row(0, True, seed=k)]) for k in (0, 1)]
+    assert bench.merged_rows([Path(p) for p in seeds]) == [_full_row(0, True, 0), _full_row(0, True, 1)]
+    missing = subprocess.run([sys.executable, str(SCRIPT), "--tables", str(tmp_path / "none.jsonl")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
