@@ -459,8 +459,9 @@ _CLOTH_PARAMS = {"cloth_rgb": (0.3, 0.3, 0.3), "cloth_rgb2": (0.5, 0.5, 0.5), "c
 
 
 # Folds of a top: noise on the rest position scaled by _CLOTH_FOLD_SCALE (per metre, head frame
-# x, y up, z), so they run down the body about 8 cm apart; shaded as _CLOTH_FOLD_DEPTH_M deep.
-# The pattern moves with them by up to _CLOTH_FOLD_WARP_M.
+# x, y up, z), so they run down the body about 8 cm apart. The noise varies by about +-0.2 about
+# 0.5, so the bump (distance _CLOTH_FOLD_DEPTH_M) shades folds about 8 mm either way, and the
+# pattern shifts with them by _CLOTH_FOLD_WARP_M times the same amount (about 8 mm).
 _CLOTH_FOLD_SCALE = (12.0, 2.5, 12.0)
 _CLOTH_FOLD_DEPTH_M = 0.04
 _CLOTH_FOLD_WARP_M = 0.04
