@@ -74,7 +74,7 @@ _SECTIONS = {f.name: f for f in dataclasses.fields(GeneratorConfig) if f.name !=
 _RANGES = {
     "age_years_min": (0.0, 90.0), "age_years_max": (0.0, 90.0),
     "face_change_std": (0.0, 1.0), "face_change_max": (0.0, 1.0), "symmetric_change_prob": (0.0, 1.0),
-    "neutral_prob": (0.0, 1.0), "preset_prob": (0.0, 1.0),
+    "neutral_prob": (0.0, 1.0), "preset_prob": (0.0, 1.0), "symmetric_prob": (0.0, 1.0),
     "extra_weight_max": (0.0, 1.0), "extra_actions_max": (0, 20),
     "head_yaw_deg": (0.0, 180.0), "head_pitch_deg": (0.0, 90.0), "head_roll_deg": (0.0, 90.0),
     "camera_heading_deg": (0.0, 180.0), "camera_pitch_deg": (0.0, 80.0),

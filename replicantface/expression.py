@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,19 +38,48 @@ PRESETS: dict[str, dict[str, float]] = {
     "tongue": {"jawOpen": 0.5, "tongueOut": 0.8},
 }
 
+# How often each preset is drawn, relative to the others. Smiles lead, as in collections of
+# photographed faces (AffectNet's "happy" class is the largest, about 1.8 times "neutral", and
+# its "surprise" about a tenth of "happy"); speech comes next, for video-style data; wide-open
+# mouths, puckers and tongues are rarer.
+PRESET_WEIGHTS: dict[str, float] = {
+    "smile": 6.0, "talking": 3.0, "frown": 1.5, "surprise": 1.0, "eyes_closed": 1.0,
+    "open_mouth": 1.0, "pucker": 0.75, "tongue": 0.5,
+}
+
 # Gaze drives these actions so the eyelids follow the eyeballs.
 _GAZE_ACTIONS = {a for a in FACIAL_ACTIONS if a.startswith("eyeLook")}
 _RANDOM_ACTIONS = tuple(a for a in FACIAL_ACTIONS if a not in _GAZE_ACTIONS)
+# Left/Right pairs that mirror each other (jawLeft/jawRight and mouthLeft/mouthRight move the
+# jaw or the mouth sideways, so they are not mirrored: both at once would cancel out).
+_SIDEWAYS = ("jawLeft", "jawRight", "mouthLeft", "mouthRight")
+MIRRORED = {a: a.replace("Left", "Right") if a.endswith("Left") else a.replace("Right", "Left")
+            for a in FACIAL_ACTIONS if a.endswith(("Left", "Right")) and a not in _SIDEWAYS}
 
 
 @dataclass(frozen=True)
 class ExpressionConfig:
-    neutral_prob: float = 0.15
+    """neutral_prob: a face with no action; preset_prob: a scaled preset, drawn by
+    ``preset_weights``; both may get up to ``extra_actions_max`` random actions on top (the rest
+    of the samples get only those). A random action with a mirror image (a left one and its right
+    one) is made on both sides with probability ``symmetric_prob``, the second side at 70-100 %
+    of the first, so one-sided smirks and winks stay possible but faces are mostly symmetric."""
+
+    neutral_prob: float = 0.2
     preset_prob: float = 0.5
-    extra_actions_max: int = 3
+    preset_weights: dict = field(default_factory=lambda: dict(PRESET_WEIGHTS))
+    extra_actions_max: int = 2
     extra_weight_max: float = 0.6
+    symmetric_prob: float = 0.8
     gaze_yaw_deg_max: float = 25.0
     gaze_pitch_deg_max: float = 18.0
+
+    def __post_init__(self):
+        if self.neutral_prob + self.preset_prob > 1.0 + 1e-9:
+            raise ValueError(f"neutral_prob + preset_prob = {self.neutral_prob + self.preset_prob:g} "
+                             "is more than 1")
+        if self.preset_prob > 0 and sum(self.preset_weights.values()) <= 0:
+            raise ValueError("preset_weights must not all be 0 while preset_prob > 0")
 
 
 @dataclass(frozen=True)
@@ -82,18 +111,25 @@ class ExpressionParams:
 
 
 def sample_expression(rng: np.random.Generator, cfg: ExpressionConfig) -> ExpressionParams:
-    """A neutral face, a scaled preset, or sparse random actions; plus a random gaze."""
+    """A neutral face, a scaled preset, or sparse random actions (see ExpressionConfig); plus a
+    random gaze."""
     weights: dict[str, float] = {}
     u = rng.random()
     if u >= cfg.neutral_prob:
         if u < cfg.neutral_prob + cfg.preset_prob:
-            names = sorted(k for k in PRESETS if k != "neutral")
-            preset = PRESETS[names[rng.integers(len(names))]]
+            names = sorted(cfg.preset_weights)
+            p = np.array([cfg.preset_weights[n] for n in names], dtype=float)
+            preset = PRESETS[names[rng.choice(len(names), p=p / p.sum())]]
             scale = rng.uniform(0.4, 1.0)
             weights.update({k: v * scale for k, v in preset.items()})
         for _ in range(rng.integers(0, cfg.extra_actions_max + 1)):
             action = _RANDOM_ACTIONS[rng.integers(len(_RANDOM_ACTIONS))]
-            weights[action] = min(1.0, weights.get(action, 0.0) + rng.uniform(0.1, cfg.extra_weight_max))
+            amount = rng.uniform(0.1, cfg.extra_weight_max)
+            mirror_amount = amount * rng.uniform(0.7, 1.0)
+            both = rng.random() < cfg.symmetric_prob
+            for name, value in ((action, amount), (MIRRORED.get(action), mirror_amount)):
+                if name is not None and (name == action or both):
+                    weights[name] = min(1.0, weights.get(name, 0.0) + value)
     gaze_yaw = cfg.gaze_yaw_deg_max * (2.0 * rng.beta(2, 2) - 1.0)
     gaze_pitch = cfg.gaze_pitch_deg_max * (2.0 * rng.beta(2, 2) - 1.0)
     return ExpressionParams({k: round(float(v), 6) for k, v in weights.items()},

@@ -178,6 +178,7 @@ def test_readme_config_example_loads(tmp_path):
     f.write_text(block)
     cfg = config.load_config(f)
     assert cfg.accessories.weights == {"hood": 0.0} and len(cfg.hair.style_weights) == 13
+    assert cfg.expression.preset_weights["smile"] == 6 and cfg.expression.preset_weights["talking"] == 3
 
 
 def test_a_range_whose_min_exceeds_its_max_is_refused(tmp_path):
@@ -193,3 +194,54 @@ def test_a_range_whose_min_exceeds_its_max_is_refused(tmp_path):
     path.write_text("[lighting]\nface_exposure_min = 0.5\n")
     with pytest.raises(config.ConfigError, match="face_exposure_min = 0.5 is larger than face_exposure_max = 0.3"):
         config.load_config(path)
+
+
+def _expressions(n, **cfg):
+    from replicantface.expression import ExpressionConfig, sample_expression
+
+    rng = np.random.default_rng(5)
+    return [sample_expression(rng, ExpressionConfig(**cfg)).weights for _ in range(n)]
+
+
+def test_expressions_are_mostly_mild_and_symmetric():
+    from replicantface.expression import MIRRORED
+
+    draws = _expressions(3000)
+    wide_open = np.mean([w.get("jawOpen", 0.0) > 0.3 for w in draws])
+    smiles = np.mean([w.get("mouthSmileLeft", 0.0) > 0.3 and w.get("mouthSmileRight", 0.0) > 0.3
+                      for w in draws])
+    neutral = np.mean([not w for w in draws])
+    assert 0.03 < wide_open < 0.12 and smiles > 0.15 and 0.25 < neutral < 0.35
+    # No presets: every action is a random one. Mirrored pairs come together, the second side at
+    # 70-100 % of the first (added extras can push a side past that, so allow a little).
+    alone = _expressions(2000, neutral_prob=0.0, preset_prob=0.0, symmetric_prob=1.0)
+    pairs = [(w[a], w.get(b, 0.0)) for w in alone for a, b in MIRRORED.items() if a in w]
+    assert len(pairs) > 500 and all(b > 0 for _, b in pairs)
+    assert np.mean([0.69 <= min(a, b) / max(a, b) for a, b in pairs]) > 0.95
+    one_sided = _expressions(2000, neutral_prob=0.0, preset_prob=0.0, symmetric_prob=0.0,
+                             extra_actions_max=1)
+    assert not any(a in w and b in w for w in one_sided for a, b in MIRRORED.items())
+    # jawLeft and mouthLeft move sideways: never paired with their opposite.
+    assert "jawLeft" not in MIRRORED and "mouthRight" not in MIRRORED
+    assert MIRRORED["eyeBlinkLeft"] == "eyeBlinkRight" and MIRRORED["mouthSmileRight"] == "mouthSmileLeft"
+
+
+def test_preset_weights_pick_the_presets(tmp_path):
+    from replicantface.expression import PRESETS
+
+    f = tmp_path / "c.toml"
+    f.write_text("[expression]\nneutral_prob = 0\npreset_prob = 1\nextra_actions_max = 0\n"
+                 "[expression.preset_weights]\nsmile = 1\ntalking = 0\nfrown = 0\nsurprise = 0\n"
+                 "eyes_closed = 0\nopen_mouth = 0\npucker = 0\ntongue = 0\n")
+    cfg = config.load_config(f)
+    draws = [sample_params(3, i, cfg, LABELS, HDRIS).expression.weights for i in range(40)]
+    assert all(set(w) == set(PRESETS["smile"]) for w in draws)
+    for text, message in (
+            ("[expression.preset_weights]\nsmirk = 1\n", r"preset_weights.smirk is not known; allowed: smile"),
+            ("[expression]\nneutral_prob = 0.7\npreset_prob = 0.5\n", r"neutral_prob \+ preset_prob = 1.2 is more than 1"),
+            ("[expression]\nsymmetric_prob = 2\n", r"symmetric_prob = 2 is out of range"),
+            ("[expression.preset_weights]\nsmile = 0\ntalking = 0\nfrown = 0\nsurprise = 0\n"
+             "eyes_closed = 0\nopen_mouth = 0\npucker = 0\ntongue = 0\n", "preset_weights must not all be 0")):
+        f.write_text(text)
+        with pytest.raises(config.ConfigError, match=message):
+            config.load_config(f)
