@@ -315,7 +315,8 @@ def _render_group(generator, tables, names, index, side=False):
                       camera_heading_deg=60.0 if side else 0.0, camera_pitch_deg=0.0)
     cam = dataclasses.replace(p.camera, face_fraction=0.8 if side else 0.5, shift_x=0.0, shift_y=0.0,
                               use_dof=False)
-    p = dataclasses.replace(p, pose=pose, camera=cam)
+    # Eyes open and looking ahead, so the lens checks find the pupils.
+    p = dataclasses.replace(p, pose=pose, camera=cam, expression=ExpressionParams({}, 0.0, 0.0))
     geo, verts = _head_verts(generator, p)
     rng = np.random.default_rng(index)
     items = tuple(acc.AccessoryChoice(n, acc._colour(rng, acc.ACCESSORIES[n].palette), (0.2, 0.3, 0.5),
