@@ -405,11 +405,18 @@ def _grid_solid(inner: np.ndarray, outer: np.ndarray, wrap_u: bool) -> tuple[np.
     n = nu * nv
     verts = np.vstack([inner.reshape(-1, 3), outer.reshape(-1, 3)])
     f = _grid_faces(nu, nv, wrap_u)
-    faces = [f[:, ::-1], f + n]
+    return verts, np.vstack([f[:, ::-1], f + n, _grid_border(nu, nv, wrap_u)])
+
+
+def _grid_border(nu: int, nv: int, wrap_u: bool) -> np.ndarray:
+    """The side walls of _grid_solid: along the grid's border, from inner (vertex i) to outer
+    (vertex nu * nv + i)."""
+    n = nu * nv
     idx = np.arange(n).reshape(nu, nv)
     edges = [idx[:, 0], idx[:, -1][::-1]]
     if not wrap_u:
         edges = [np.r_[idx[:, 0], idx[-1, 1:], idx[::-1, -1][1:], idx[0, ::-1][1:-1]]]
+    faces = []
     for loop in edges:
         closed = wrap_u or len(edges) == 1
         a = loop
@@ -418,7 +425,61 @@ def _grid_solid(inner: np.ndarray, outer: np.ndarray, wrap_u: bool) -> tuple[np.
             a, b = a[:-1], b[:-1]
         faces.append(np.c_[a, b, b + n])
         faces.append(np.c_[a, b + n, a + n])
-    return verts, np.vstack(faces)
+    return np.vstack(faces)
+
+
+def _grid_solid_with_holes(inner: np.ndarray, outer: np.ndarray, value: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_grid_solid (u wrapped) with holes cut where ``value`` (nu, nv) > 0, along its zero
+    level interpolated linearly on each triangle, so a hole's edge is smooth whatever the grid.
+    Returns (verts, faces of the solid, faces of the walls lining the holes); the holes must keep
+    off the grid's first and last rows."""
+    nu, nv = inner.shape[:2]
+    n = nu * nv
+    value = np.asarray(value, dtype=np.float64).ravel()
+    if (value.reshape(nu, nv)[:, [0, -1]] > 0).any():
+        raise ValueError("holes must keep off the first and the last row of the grid")
+    pts_in, pts_out = list(inner.reshape(-1, 3)), list(outer.reshape(-1, 3))
+    made: dict = {}
+
+    def cross(i, j):  # the zero of the value on edge (i, j), one end inside and one outside
+        key = (min(i, j), max(i, j))
+        if key not in made:
+            t = value[i] / (value[i] - value[j])
+            pts_in.append(pts_in[i] + t * (pts_in[j] - pts_in[i]))
+            pts_out.append(pts_out[i] + t * (pts_out[j] - pts_out[i]))
+            made[key] = len(pts_in) - 1
+        return made[key]
+
+    tris = _grid_faces(nu, nv, True)
+    inside = value > 0
+    count = inside[tris].sum(1)
+    kept, segments = [tris[count == 0]], []
+    for tri in tris[(count == 1) | (count == 2)]:
+        lone = inside[tri] if inside[tri].sum() == 1 else ~inside[tri]
+        k = int(np.argmax(lone))
+        p, q, r = tri[k], tri[(k + 1) % 3], tri[(k + 2) % 3]  # p alone on its side; order kept
+        pq, rp = cross(p, q), cross(r, p)
+        if inside[p]:  # cut the corner at p: the quad q, r, rp, pq is kept
+            kept.append(np.array([[pq, q, r], [pq, r, rp]]))
+            segments.append((rp, pq))
+        else:  # only the corner at p is kept
+            kept.append(np.array([[p, pq, rp]]))
+            segments.append((pq, rp))
+    m = len(pts_in)
+    verts = np.vstack([np.array(pts_in), np.array(pts_out)])
+    f = np.vstack(kept)
+    border = _grid_border(nu, nv, True)
+    border = np.where(border >= n, border - n + m, border)
+    solid = np.vstack([f[:, ::-1], f + m, border])
+    walls = np.zeros((0, 3), dtype=np.int64)
+    if segments:
+        # A segment runs the way its kept triangle's outer face runs; the wall runs back along
+        # it outside and forward inside, as the solid's faces do (every edge once each way).
+        a, b = np.array(segments).T
+        walls = np.vstack([np.c_[a, b, b + m], np.c_[a, b + m, a + m]])
+    used, remap = np.unique(np.r_[solid.ravel(), walls.ravel()], return_inverse=True)
+    return verts[used], remap[:solid.size].reshape(-1, 3), remap[solid.size:].reshape(-1, 3)
 
 
 def _tube(path: np.ndarray, radius, sides: int = 8, ref=(0.0, 1.0, 0.0), closed: bool = False,
@@ -1014,15 +1075,25 @@ def _hat_rim_heights(head: _Head, spec: AccessorySpec, var: float) -> tuple[floa
 
 
 def _build_shell_hat(head, ch, spec, b, gap, thickness, mat, nu=96, nv=22, slope=0.25, reach=12,
-                     sigma=4.0, shape=None):
+                     sigma=4.0, shape=None, holes=None, wall_mat=None):
+    """A crown shell over the head. ``holes``: optional function of the shell's (..., 3) unit
+    directions in the hat frame (up along n, forward along e1, sideways along e2), > 0 where the
+    shell is cut through (vents); the walls lining the cuts take ``wall_mat``."""
     front_y, back_y = _hat_rim_heights(head, spec, ch.variant)
     frame = _hat_frame(head, front_y, back_y)
     fld = head.head_map().field(slope, reach, sigma)
     omega = np.linspace(-np.pi, np.pi, nu, endpoint=False)
     psi_rim = _rim_psi(fld, head.centre, frame[0], frame[2], frame[3], frame[1], omega, gap, shape=shape)
     inner, outer, d, r = _dome(head, fld, frame, gap, thickness, psi_rim, omega, nv=nv, shape=shape)
-    verts, faces = _grid_solid(inner, outer, wrap_u=True)
-    b.add(verts, faces, mat)
+    if holes is None:
+        b.add(*_grid_solid(inner, outer, wrap_u=True), mat)
+    else:
+        n, _, e1, e2 = frame
+        value = holes(np.stack([d @ n, d @ e1, d @ e2], axis=-1))
+        value[:, [0, -1]] = np.minimum(value[:, [0, -1]], -1e-3)
+        verts, solid, walls = _grid_solid_with_holes(inner, outer, value)
+        b.add(verts, np.vstack([solid, walls]),
+              np.r_[np.full(len(solid), mat), np.full(len(walls), mat if wall_mat is None else wall_mat)])
     return frame, fld, omega, psi_rim, inner, outer, d, r
 
 
@@ -1164,6 +1235,28 @@ def _build_hood(head, ch, spec, b) -> None:
     b.add(v, f, mat)
 
 
+# A bike helmet's vents: slots running front to back, in a front and a back row with a bridge
+# across the crown between them. In the helmet frame's unit directions: the slots' sideways
+# centres and half widths, and each row's (start, end) along the forward axis, which the outer
+# slots take 20 % shorter.
+_BIKE_VENT_SIDES = (-0.44, -0.22, 0.0, 0.22, 0.44)
+_BIKE_VENT_HALF_WIDTHS = (0.05, 0.05, 0.04, 0.05, 0.05)
+_BIKE_VENT_ROWS = ((0.1, 0.8), (-0.8, -0.14))
+
+
+def _bike_vents(c: np.ndarray) -> np.ndarray:
+    """Signed closeness to the bike helmet's vents, from (..., 3) unit directions as (up,
+    forward, sideways) in the helmet frame: > 0 inside a slot, < 0 outside, 0 on its edge."""
+    fwd, side = c[..., 1], c[..., 2]
+    slots = []
+    for x, half in zip(_BIKE_VENT_SIDES, _BIKE_VENT_HALF_WIDTHS):
+        shorter = 1.0 - 0.2 * abs(x) / max(_BIKE_VENT_SIDES)
+        for lo, hi in _BIKE_VENT_ROWS:
+            slots.append(np.minimum(half - np.abs(side - x),
+                                    np.minimum(fwd - lo * shorter, hi * shorter - fwd)))
+    return np.max(slots, axis=0)
+
+
 def _build_helmet(head, ch, spec, b) -> None:
     hard = spec.options["kind"] == "hard"
     mat = b.slot("plastic", HEADWEAR, ch.colour_rgb)
@@ -1180,21 +1273,14 @@ def _build_helmet(head, ch, spec, b) -> None:
         back = np.clip(-(d @ e1), 0, 1) ** 2 * 0.02  # tail
         return r + back
 
+    vent = None if hard else b.slot("plastic", HEADWEAR, (0.01, 0.01, 0.01))
     frame, fld, omega, psi_rim, inner, outer, d, r = _build_shell_hat(
-        head, ch, spec, b, gap, th, mat, slope=0.15 if hard else 0.25, reach=18, sigma=8.0, shape=shape)
+        head, ch, spec, b, gap, th, mat, nv=22 if hard else 44, slope=0.15 if hard else 0.25, reach=18,
+        sigma=8.0, shape=shape, holes=None if hard else _bike_vents, wall_mat=vent)
     if hard:
         width = 0.016 + 0.03 * np.clip(np.cos(omega), 0, 1) ** 3
         _brim(head, ch, frame, fld, omega, psi_rim, gap + th, 0.004, width, 15.0, mat, b)
     else:
-        # Vents: dark slots on the outer surface.
-        vent = b.slot("plastic", HEADWEAR, (0.01, 0.01, 0.01))
-        nu, nv = outer.shape[:2]
-        for k in range(-3, 4):
-            col = int((k * nu / 22) % nu)
-            rows = slice(4, nv - 6)
-            path = outer[col, rows] + 0.001 * d[col, rows]
-            v, f = _tube(path, 0.003, 6, ref=d[col, rows].mean(0), aspect=0.5)
-            b.add(v, f, vent)
         front_idx = np.where(np.abs(omega) < np.radians(55))[0]
         _brim(head, ch, frame, fld, omega[front_idx], psi_rim[front_idx], gap + th * 0.5, 0.003,
               0.025 * np.cos(omega[front_idx] * 1.5) ** 2 + 0.004, 25.0, vent, b, nu_keep=slice(None))

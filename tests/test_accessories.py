@@ -2,6 +2,7 @@
 proved on tiny renders."""
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -193,6 +194,46 @@ def test_no_skin_inside_any_accessory_for_extreme_faces(generator, tables, extre
             worst[(name, ename)] = deepest
     bad = {k: round(d * 1000, 2) for k, d in worst.items() if d > POKE_TOLERANCE_M}
     assert not bad, f"skin inside accessories (mm): {bad}"
+
+
+def _ray_hits(tree, origin, frame, side, fwd):
+    """Whether the ray from ``origin`` along (up, forward, sideways) = (.., fwd, side) in the hat
+    ``frame`` (n, e1, e2) hits the BVH tree."""
+    from mathutils import Vector
+
+    n, e1, e2 = frame
+    d = np.sqrt(1.0 - side ** 2 - fwd ** 2) * n + fwd * e1 + side * e2
+    return tree.ray_cast(Vector(origin), Vector(d))[0] is not None
+
+
+def test_bike_helmet_vents_are_open_through_the_shell(tables, extreme_heads):
+    """A ray from the head's centre out through the middle of each vent leaves the helmet without
+    touching it; rays through the bars between the slots and through the bridge across the crown
+    hit it. The vents' walls close the shell: every edge is shared by two faces, once each way."""
+    from mathutils.bvhtree import BVHTree
+
+    spec = acc.ACCESSORIES["bike_helmet"]
+    for ename, verts in extreme_heads:
+        mesh = acc.build_accessories(acc.AccessoryParams((_choice("bike_helmet", 0.5),)), verts, tables)[0]
+        head = acc._Head(verts.astype(np.float64), tables)
+        n, _, e1, e2 = acc._hat_frame(head, *acc._hat_rim_heights(head, spec, 0.5))
+        tree = BVHTree.FromPolygons(mesh.vertices.tolist(), mesh.faces.tolist(), all_triangles=True)
+        hits = functools.partial(_ray_hits, tree, head.centre, (n, e1, e2))
+        sides = acc._BIKE_VENT_SIDES
+        for x in sides:
+            for lo, hi in acc._BIKE_VENT_ROWS:
+                assert not hits(x, 0.5 * (lo + hi) * 0.8), (ename, x, lo)
+        for x in np.convolve(sides, [0.5, 0.5], "valid"):  # between two slots
+            assert hits(x, 0.4) and hits(x, -0.4), (ename, x)
+        assert hits(0.0, -0.02) and hits(0.22, -0.02), ename  # the bridge
+        # The shell is the first part built; the visor and the straps are parts of their own.
+        edges = np.concatenate([mesh.faces[:, [0, 1]], mesh.faces[:, [1, 2]], mesh.faces[:, [2, 0]]])
+        comp = _components(mesh.faces, len(mesh.vertices))
+        first = np.concatenate([comp == comp[0]] * 3)
+        _, count = np.unique(edges[first], axis=0, return_counts=True)
+        assert count.max() == 1, ename  # each directed edge once ...
+        _, count = np.unique(np.sort(edges[first], axis=1), axis=0, return_counts=True)
+        assert np.all(count == 2), ename  # ... and each edge in two faces
 
 
 def test_over_ear_cushions_rest_on_the_head(generator, tables, extreme_heads):
