@@ -40,7 +40,8 @@ DEFAULT_PROBABILITIES = {"glasses": 0.2, "hat": 0.1, "headphones": 0.02, "mask":
                          "earrings": 0.05}
 PATTERNS = ("plain", "stripes", "check")
 # Material kinds the scene layer knows; clear lenses write no class of their own.
-MATERIAL_KINDS = ("plastic", "metal", "lens_clear", "lens_dark", "fabric", "knit", "rubber", "leather")
+MATERIAL_KINDS = ("plastic", "metal", "lens_clear", "lens_dark", "lens_mirror", "fabric", "knit", "rubber",
+                  "leather")
 # Build order: later items clear the earlier ones (glasses over a mask, hat over glasses).
 _BUILD_ORDER = ("scarf", "mask", "glasses", "headphones", "earrings", "hat")
 
@@ -1044,7 +1045,9 @@ def _build_sport_glasses(head: _Head, ch: AccessoryChoice, spec: AccessorySpec, 
     dz = head.push_out(base.reshape(-1, 3), np.array([0.0, 0.0, 1.0]), clear).max()
     lens_inner, lens_outer = surface(z_base + dz), surface(z_base + dz + 0.002)
     verts, faces = _grid_solid(lens_inner, lens_outer, wrap_u=False)
-    b.add(verts, faces, b.slot("lens_dark", GLASSES, ch.secondary_rgb if ch.variant > 0.6 else (0.02, 0.02, 0.03)))
+    # A dark lens, or (40 %) a mirrored one whose coating reflects in the secondary colour.
+    b.add(verts, faces, b.slot("lens_mirror", GLASSES, ch.secondary_rgb) if ch.variant > 0.6
+          else b.slot("lens_dark", GLASSES, (0.02, 0.02, 0.03)))
     frame_mat = b.slot("plastic", GLASSES, ch.colour_rgb)
     top = lens_outer[:, -1] + np.array([0, 0.002, -0.001])
     v_, f_ = _tube(top, 0.0022, 8, ref=(0.0, 0.0, 1.0), aspect=1.4)

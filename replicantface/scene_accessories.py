@@ -133,6 +133,8 @@ def _material(handles, kind: str, seg_class: int):
         "plastic": {"Roughness": 0.3, "Coat Weight": 0.3},
         "metal": {"Metallic": 1.0, "Roughness": 0.22},
         "lens_dark": {"Roughness": 0.04, "Coat Weight": 1.0, "Specular IOR Level": 0.8},
+        # A mirror coating: metal whose colour tints what it reflects.
+        "lens_mirror": {"Metallic": 1.0, "Roughness": 0.06, "Coat Weight": 1.0},
         "fabric": {"Roughness": 0.9, "Sheen Weight": 0.4},
         "knit": {"Roughness": 0.95, "Sheen Weight": 0.6},
         "rubber": {"Roughness": 0.65},
@@ -140,9 +142,10 @@ def _material(handles, kind: str, seg_class: int):
     }[kind]
     bsdf = _node(tree, "ShaderNodeBsdfPrincipled", **settings)
     tree.links.new(colour, bsdf.inputs["Base Color"])
-    if kind == "lens_dark":
+    if kind in ("lens_dark", "lens_mirror"):
         # Tinted glass: DARK_LENS_TRANSMITTANCE of the light passes in the lens's hue (its
-        # colour at full value), so eyes show faintly behind it; the rest is the glossy coat.
+        # colour at full value), so eyes show faintly behind it; the rest is the glossy coat
+        # (or the mirror coating).
         hsv = tree.nodes.new("ShaderNodeSeparateColor")
         hsv.mode = "HSV"
         tree.links.new(colour, hsv.inputs[0])

@@ -196,6 +196,17 @@ def test_no_skin_inside_any_accessory_for_extreme_faces(generator, tables, extre
     assert not bad, f"skin inside accessories (mm): {bad}"
 
 
+def test_sport_glasses_lens_is_dark_or_mirrored(tables, extreme_heads):
+    verts = extreme_heads[0][1]
+    kinds = {}
+    for variant in (0.3, 0.9):
+        choice = acc.AccessoryChoice("sunglasses_sport_wrap", (0.1, 0.1, 0.1), (0.7, 0.7, 0.7), "plain", variant)
+        mesh = acc.build_accessories(acc.AccessoryParams((choice,)), verts, tables)[0]
+        kinds[variant] = {m for m in mesh.materials if m[0].startswith("lens")}
+    assert kinds[0.3] == {("lens_dark", SegClass.GLASSES, (0.02, 0.02, 0.03))}
+    assert kinds[0.9] == {("lens_mirror", SegClass.GLASSES, (0.7, 0.7, 0.7))}
+
+
 def _ray_hits(tree, origin, frame, side, fwd):
     """Whether the ray from ``origin`` along (up, forward, sideways) = (.., fwd, side) in the hat
     ``frame`` (n, e1, e2) hits the BVH tree."""
@@ -360,8 +371,11 @@ def _render_group(generator, tables, names, index, side=False):
     p = dataclasses.replace(p, pose=pose, camera=cam, expression=ExpressionParams({}, 0.0, 0.0))
     geo, verts = _head_verts(generator, p)
     rng = np.random.default_rng(index)
+    # The sport glasses get their mirrored lens (variant > 0.6); the other sunglasses show the dark one.
     items = tuple(acc.AccessoryChoice(n, acc._colour(rng, acc.ACCESSORIES[n].palette), (0.2, 0.3, 0.5),
-                                      acc.PATTERNS[index % 3], float(rng.random())) for n in names)
+                                      acc.PATTERNS[index % 3],
+                                      0.9 if n == "sunglasses_sport_wrap" else float(rng.random()))
+                  for n in names)
     params = acc.AccessoryParams(items)
     meshes = acc.build_accessories(params, verts, tables)
     # Rendered through the generator's own path (it fits and applies the sample's accessories);
