@@ -56,6 +56,19 @@ _SIDEWAYS = ("jawLeft", "jawRight", "mouthLeft", "mouthRight")
 MIRRORED = {a: a.replace("Left", "Right") if a.endswith("Left") else a.replace("Right", "Left")
             for a in FACIAL_ACTIONS if a.endswith(("Left", "Right")) and a not in _SIDEWAYS}
 
+# How often each action is drawn as a random extra, relative to the others. Actions that read
+# as sour or strained on a face at rest (a frown, pressed, rolled or shrugged lips, a sneer, a
+# lowered brow, stretched mouth corners, a jutting jaw, puffed cheeks) are drawn a quarter as
+# often as the rest; they still come with the frown preset. mouthClose only makes sense with the
+# jaw open (alone it pushes the lips into each other) and tongueOut only with an open mouth (the
+# tongue preset), so neither is a random extra.
+_STRAINED = ("mouthFrownLeft", "mouthFrownRight", "mouthPressLeft", "mouthPressRight",
+             "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+             "noseSneerLeft", "noseSneerRight", "browDownLeft", "browDownRight",
+             "mouthStretchLeft", "mouthStretchRight", "jawForward", "cheekPuff")
+ACTION_WEIGHTS: dict[str, float] = {a: 0.0 if a in ("mouthClose", "tongueOut") else
+                                    0.25 if a in _STRAINED else 1.0 for a in _RANDOM_ACTIONS}
+
 
 @dataclass(frozen=True)
 class ExpressionConfig:
@@ -63,11 +76,13 @@ class ExpressionConfig:
     ``preset_weights``; both may get up to ``extra_actions_max`` random actions on top (the rest
     of the samples get only those). A random action with a mirror image (a left one and its right
     one) is made on both sides with probability ``symmetric_prob``, the second side at 70-100 %
-    of the first, so one-sided smirks and winks stay possible but faces are mostly symmetric."""
+    of the first, so one-sided smirks and winks stay possible but faces are mostly symmetric.
+    The random actions are drawn by ``action_weights`` (default ACTION_WEIGHTS)."""
 
     neutral_prob: float = 0.2
     preset_prob: float = 0.5
     preset_weights: dict = field(default_factory=lambda: dict(PRESET_WEIGHTS))
+    action_weights: dict = field(default_factory=lambda: dict(ACTION_WEIGHTS))
     extra_actions_max: int = 2
     extra_weight_max: float = 0.6
     symmetric_prob: float = 0.8
@@ -80,6 +95,8 @@ class ExpressionConfig:
                              "is more than 1")
         if self.preset_prob > 0 and sum(self.preset_weights.values()) <= 0:
             raise ValueError("preset_weights must not all be 0 while preset_prob > 0")
+        if self.extra_actions_max > 0 and sum(self.action_weights.values()) <= 0:
+            raise ValueError("action_weights must not all be 0 while extra_actions_max > 0")
 
 
 @dataclass(frozen=True)
@@ -122,8 +139,10 @@ def sample_expression(rng: np.random.Generator, cfg: ExpressionConfig) -> Expres
             preset = PRESETS[names[rng.choice(len(names), p=p / p.sum())]]
             scale = rng.uniform(0.4, 1.0)
             weights.update({k: v * scale for k, v in preset.items()})
+        actions = sorted(cfg.action_weights)
+        p = np.array([cfg.action_weights[n] for n in actions], dtype=float)
         for _ in range(rng.integers(0, cfg.extra_actions_max + 1)):
-            action = _RANDOM_ACTIONS[rng.integers(len(_RANDOM_ACTIONS))]
+            action = actions[rng.choice(len(actions), p=p / p.sum())]
             amount = rng.uniform(0.1, cfg.extra_weight_max)
             mirror_amount = amount * rng.uniform(0.7, 1.0)
             both = rng.random() < cfg.symmetric_prob

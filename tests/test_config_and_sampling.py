@@ -179,6 +179,7 @@ def test_readme_config_example_loads(tmp_path):
     cfg = config.load_config(f)
     assert cfg.accessories.weights == {"hood": 0.0} and len(cfg.hair.style_weights) == 13
     assert cfg.expression.preset_weights["smile"] == 6 and cfg.expression.preset_weights["talking"] == 3
+    assert cfg.expression.action_weights["mouthFrownLeft"] == 0.25 and cfg.expression.action_weights["jawOpen"] == 1
 
 
 def test_a_range_whose_min_exceeds_its_max_is_refused(tmp_path):
@@ -226,8 +227,30 @@ def test_expressions_are_mostly_mild_and_symmetric():
     assert MIRRORED["eyeBlinkLeft"] == "eyeBlinkRight" and MIRRORED["mouthSmileRight"] == "mouthSmileLeft"
 
 
+def test_random_actions_follow_their_weights():
+    """Strained actions (a frown, pressed or shrugged lips, a sneer...) are drawn a quarter as often
+    as the rest, and mouthClose and tongueOut, which need an open jaw, never as random extras."""
+    extras = _expressions(6000, neutral_prob=0.0, preset_prob=0.0, symmetric_prob=0.0,
+                          extra_actions_max=1)
+    drawn = [a for w in extras for a in w]
+    counts = {a: drawn.count(a) for a in ("mouthSmileLeft", "eyeWideRight", "mouthFrownLeft",
+                                          "mouthShrugUpper", "mouthClose", "tongueOut")}
+    assert counts["mouthClose"] == counts["tongueOut"] == 0
+    for strained in ("mouthFrownLeft", "mouthShrugUpper"):
+        for plain in ("mouthSmileLeft", "eyeWideRight"):
+            assert 0.12 < counts[strained] / counts[plain] < 0.45, counts
+    # The default draw: few faces look sour (the frown preset included).
+    from replicantface.expression import _STRAINED
+    sour = np.mean([any(a in w for a in _STRAINED) for w in _expressions(3000)])
+    assert 0.08 < sour < 0.22
+    # One weight alone picks that action.
+    only = _expressions(200, neutral_prob=0.0, preset_prob=0.0, extra_actions_max=1,
+                        action_weights={"eyeBlinkLeft": 1.0})
+    assert all(set(w) <= {"eyeBlinkLeft", "eyeBlinkRight"} for w in only) and any(only)
+
+
 def test_preset_weights_pick_the_presets(tmp_path):
-    from replicantface.expression import PRESETS
+    from replicantface.expression import ACTION_WEIGHTS, PRESETS
 
     f = tmp_path / "c.toml"
     f.write_text("[expression]\nneutral_prob = 0\npreset_prob = 1\nextra_actions_max = 0\n"
@@ -241,7 +264,11 @@ def test_preset_weights_pick_the_presets(tmp_path):
             ("[expression]\nneutral_prob = 0.7\npreset_prob = 0.5\n", r"neutral_prob \+ preset_prob = 1.2 is more than 1"),
             ("[expression]\nsymmetric_prob = 2\n", r"symmetric_prob = 2 is out of range"),
             ("[expression.preset_weights]\nsmile = 0\ntalking = 0\nfrown = 0\nsurprise = 0\n"
-             "eyes_closed = 0\nopen_mouth = 0\npucker = 0\ntongue = 0\n", "preset_weights must not all be 0")):
+             "eyes_closed = 0\nopen_mouth = 0\npucker = 0\ntongue = 0\n", "preset_weights must not all be 0"),
+            ("[expression.action_weights]\nwink = 1\n", r"action_weights.wink is not known; allowed: browDownLeft"),
+            ("[expression.action_weights]\njawOpen = -1\n", r"action_weights.jawOpen = -1 is out of range"),
+            ("[expression.action_weights]\n" + "".join(f"{a} = 0\n" for a in ACTION_WEIGHTS),
+             "action_weights must not all be 0 while extra_actions_max > 0")):
         f.write_text(text)
         with pytest.raises(config.ConfigError, match=message):
             config.load_config(f)
