@@ -1003,9 +1003,13 @@ def _brows(params: HairParams, verts, surf: _Surface, tables: HairTables, rng) -
         centre_v = arch * np.clip(1.0 - ((s - peak) / np.where(s < peak, peak, 1.0 - peak)) ** 2, -1.0, 1.0)
         centre_v -= 0.0008  # the landmark line runs along the brow's lower half
         width = np.interp(s, [0.0, 0.25, 1.0], [w_med * 0.9, w_med, w_lat])
-        cand = np.flatnonzero((np.abs(v - centre_v) < 0.5 * width) & (s > -0.02) & (s < 1.02))
+        cand = np.flatnonzero((np.abs(v - centre_v) < 0.6 * width) & (s > -0.02) & (s < 1.05))
         n = min(int(_BROW_COUNT_SCALE * count * (0.4 + 0.6 * params.brow_density)), len(cand))
-        idx = rng.choice(cand, size=n, replace=False)
+        # Roots thin out toward the brow's upper and lower margins and along its tail, so the
+        # brow has no drawn outline: a few stray hairs sit just outside its band.
+        rel_c = (v[cand] - centre_v[cand]) / (0.5 * width[cand])
+        density = np.exp(-(np.abs(rel_c) / 0.85) ** 4) * np.interp(s[cand], [0.0, 0.7, 1.05], [0.8, 1.0, 0.3])
+        idx = rng.choice(cand, size=n, replace=False, p=density / density.sum())
         roots = pool.positions(verts, tables.faces, idx)
         _, nrm = surf.height(roots)
         line = verts[tables.landmark_indices[line_idx]]
