@@ -88,6 +88,7 @@ _RANGES = {
     "tint_max": (0.0, 0.5), "backdrop_prob": (0.0, 1.0), "extra_light_prob": (0.0, 1.0),
     "min_face_luminance": (0.0, 255.0), "max_attempts": (1, 10),
     "face_exposure_min": (0.0, 2.0), "face_exposure_max": (0.0, 2.0), "exposure_max_ev": (0.0, 6.0),
+    "white_balance_min": (0.0, 1.0), "white_balance_max": (0.0, 1.0),
     "strength_min": (0.0, 20.0), "strength_max": (0.0, 20.0),
     "background_strength_min": (0.0, 20.0), "background_strength_max": (0.0, 20.0),
     "noise_prob": (0.0, 1.0), "noise_std_max": (0.0, 0.2),

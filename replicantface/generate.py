@@ -46,12 +46,15 @@ from replicantface.hair import (
 )
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import (
+    LUMINANCE_WEIGHTS,
     LightingParams,
     exposure_ev,
+    face_illuminant,
     face_light_ratio,
     face_luminance,
     find_hdris,
     sample_lighting,
+    white_balance_gains,
 )
 from replicantface.pose import PoseParams, head_rotation_body, sample_pose
 from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
@@ -234,8 +237,8 @@ class Generator:
         hdri_path = self._hdri_path(params.lighting.hdri)
         ev = exposure_ev(params.lighting, params.appearance.skin_rgb, self.cfg.lighting.exposure_max_ev,
                          light_ratio=self.face_light_ratio(params, geo))
-        s.apply_lighting(self.handles, params.lighting, hdri_path,
-                         cam_to_world, target, exposure_ev=ev)
+        s.apply_lighting(self.handles, params.lighting, hdri_path, cam_to_world, target,
+                         exposure_ev=ev, white_balance_rgb=self.white_balance(params, geo))
         t1 = time.perf_counter()
         result = s.render(self.handles)
         t2 = time.perf_counter()
@@ -253,12 +256,25 @@ class Generator:
         """How brightly the sample's environment map lights its face, relative to an even sky
         (lighting.face_light_ratio over FACE_METER_NORMALS): what the camera's face metering
         sees. ``geo`` is the posed human (``pose_human``), computed when not given."""
+        grid, normals = self._face_meter(params, geo)
+        return face_light_ratio(grid @ LUMINANCE_WEIGHTS, params.lighting.rotation_deg, normals)
+
+    def white_balance(self, params: SampleParams, geo=None) -> np.ndarray:
+        """(3,) gains of the camera's white balance: ``params.lighting.white_balance`` of the
+        colour cast of the light on the face (lighting.face_illuminant over FACE_METER_NORMALS,
+        times the tint) removed. ``geo`` as in ``face_light_ratio``."""
+        grid, normals = self._face_meter(params, geo)
+        light = face_illuminant(grid, params.lighting.rotation_deg, normals)
+        return white_balance_gains(light * np.asarray(params.lighting.tint_rgb),
+                                   params.lighting.white_balance)
+
+    def _face_meter(self, params: SampleParams, geo=None) -> tuple[np.ndarray, np.ndarray]:
+        """The HDRI's RGB metering grid and the world normals of the face's metering patches."""
         if geo is None:
             geo = self.pose_human(params)[0]
         self._ensure_scene()
-        grid = self._scene.hdri_luminance_map(self.handles, self._hdri_path(params.lighting.hdri))
-        normals = FACE_METER_NORMALS @ geo.head_to_world[:3, :3].T
-        return face_light_ratio(grid, params.lighting.rotation_deg, normals)
+        grid = self._scene.hdri_colour_map(self.handles, self._hdri_path(params.lighting.hdri))
+        return grid, FACE_METER_NORMALS @ geo.head_to_world[:3, :3].T
 
     def _apply_worn(self, params: SampleParams, geo) -> list:
         """Fit and place the sample's accessories and hair; returns the opaque accessory meshes

@@ -80,8 +80,8 @@ def hdri_gain(pixels: np.ndarray) -> float:
     return TARGET_LUMINANCE / max(mean, 1e-6)
 
 
-def luminance_map(pixels: np.ndarray, rows: int = METER_MAP_ROWS) -> np.ndarray:
-    """(rows, 2 * rows) block-mean luminance of an equirectangular map, row 0 at the top.
+def colour_map(pixels: np.ndarray, rows: int = METER_MAP_ROWS) -> np.ndarray:
+    """(rows, 2 * rows, 3) block-mean linear RGB of an equirectangular map, row 0 at the top.
 
     pixels: (H, W, 3 or 4) linear RGB(A), row 0 at the top, H >= rows and W >= 2 * rows.
     """
@@ -89,12 +89,17 @@ def luminance_map(pixels: np.ndarray, rows: int = METER_MAP_ROWS) -> np.ndarray:
     if h < rows or w < 2 * rows:
         raise ValueError(f"an environment map of {w}x{h} pixels is smaller than the "
                          f"{2 * rows}x{rows} metering grid")
-    lum = pixels[..., :3] @ LUMINANCE_WEIGHTS
+    rgb = np.asarray(pixels[..., :3], dtype=np.float64)
     r_edges = np.linspace(0, h, rows + 1).astype(int)[:-1]
     c_edges = np.linspace(0, w, 2 * rows + 1).astype(int)[:-1]
-    sums = np.add.reduceat(np.add.reduceat(lum, r_edges, axis=0), c_edges, axis=1)
+    sums = np.add.reduceat(np.add.reduceat(rgb, r_edges, axis=0), c_edges, axis=1)
     counts = np.outer(np.diff(np.r_[r_edges, h]), np.diff(np.r_[c_edges, w]))
-    return sums / counts
+    return sums / counts[..., None]
+
+
+def luminance_map(pixels: np.ndarray, rows: int = METER_MAP_ROWS) -> np.ndarray:
+    """(rows, 2 * rows) block-mean luminance of an equirectangular map (see ``colour_map``)."""
+    return colour_map(pixels, rows) @ LUMINANCE_WEIGHTS
 
 
 def map_directions(shape: tuple, rotation_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +135,37 @@ def face_light_ratio(lum_map: np.ndarray, rotation_deg: float, normals: np.ndarr
     return float(np.mean(irradiance) / (np.pi * max(mean, 1e-12)))
 
 
+def face_illuminant(rgb_map: np.ndarray, rotation_deg: float, normals: np.ndarray) -> np.ndarray:
+    """(3,) linear-RGB colour of the light an environment casts on a face, at unit luminance.
+
+    rgb_map: (rows, cols, 3) linear RGB (``colour_map``); normals: (K, 3) world unit normals of
+    the face's patches. The irradiance of Lambertian patches facing ``normals``, summed: under
+    a blue sky with the sun behind the head it is bluish, facing a low sun it is orange.
+    """
+    dirs, solid = map_directions(rgb_map.shape[:2], rotation_deg)
+    rgb = np.asarray(rgb_map, dtype=float).reshape(-1, 3)
+    cosines = np.clip(np.asarray(normals, dtype=float) @ dirs.T, 0.0, None)
+    irradiance = (cosines @ (rgb * solid[:, None])).sum(axis=0)
+    lum = float(irradiance @ LUMINANCE_WEIGHTS)
+    if lum <= 1e-12:
+        return np.ones(3)
+    return irradiance / lum
+
+
+def white_balance_gains(illuminant_rgb, amount: float) -> np.ndarray:
+    """(3,) per-channel gains of a camera's white balance on linear RGB, at unit luminance.
+
+    illuminant_rgb: (3,) colour of the light on the subject (``face_illuminant`` times the
+    tint); ``amount`` in [0, 1] is how much of its cast the camera removes: 0 leaves the image
+    alone, 1 renders a grey card under that light grey. The gains keep a grey card's luminance,
+    so the face metering's exposure still holds.
+    """
+    light = np.clip(np.asarray(illuminant_rgb, dtype=float), 1e-6, None)
+    light = light / float(light @ LUMINANCE_WEIGHTS)
+    gains = light ** -float(amount)
+    return gains / float((light * gains) @ LUMINANCE_WEIGHTS)
+
+
 @dataclass(frozen=True)
 class LightingConfig:
     strength_min: float = 0.7
@@ -144,6 +180,11 @@ class LightingConfig:
     face_exposure_min: float = 0.14
     face_exposure_max: float = 0.3
     exposure_max_ev: float = 1.5
+    # Share of the light's colour cast on the face that the camera's white balance removes.
+    # Cameras correct most of it (a face in blue shade or in a low orange sun is rendered
+    # closer to its own colour) but seldom all: some warmth of a sunset is kept.
+    white_balance_min: float = 0.6
+    white_balance_max: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -176,7 +217,8 @@ class LightingParams:
     """hdri: file name; rotation about world Z in degrees; strength multiplies the normalised
     lighting, background_strength what the camera sees of the map; tint multiplies both.
     face_exposure: the linear face luminance the camera's face-priority metering aims at
-    (see ``exposure_ev``; 0 turns it off)."""
+    (see ``exposure_ev``; 0 turns it off). white_balance: the share of the light's colour cast
+    on the face that the camera removes (``white_balance_gains``; 0 turns it off)."""
 
     hdri: str
     rotation_deg: float
@@ -186,6 +228,7 @@ class LightingParams:
     backdrop: Backdrop | None
     extra_light: ExtraLight | None
     face_exposure: float = 0.0
+    white_balance: float = 0.0
 
 
 def background_settings(n_hdris: int) -> int:
@@ -227,6 +270,7 @@ def sample_lighting(rng: np.random.Generator, cfg: LightingConfig, hdri_names: l
         backdrop=backdrop,
         extra_light=extra,
         face_exposure=float(rng.uniform(cfg.face_exposure_min, cfg.face_exposure_max)),
+        white_balance=float(rng.uniform(cfg.white_balance_min, cfg.white_balance_max)),
     )
 
 

@@ -37,8 +37,8 @@ from replicantface.lighting import (
     BACKDROP_PATTERNS,
     EXTRA_LIGHT_KINDS,
     LightingParams,
+    colour_map,
     hdri_gain,
-    luminance_map,
 )
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
@@ -828,6 +828,7 @@ def _build_world(scene):
     return world
 
 
+WHITE_BALANCE_NODE = "rf_white_balance"
 # Interior points of the display tone curve (x -> y, display values 0..1; the ends stay at 0 and 1).
 DISPLAY_S_CURVE = ((0.22, 0.17), (0.5, 0.5), (0.78, 0.83))
 
@@ -854,7 +855,15 @@ def _build_compositor(scene, exr_dir: Path):
     for x, y in DISPLAY_S_CURVE:
         combined.points.new(x, y)
     curve.mapping.update()
-    tree.links.new(layers.outputs["Image"], to_display.inputs[0])
+    # The camera's white balance: per-channel gains on the linear image (apply_lighting).
+    balance = tree.nodes.new("ShaderNodeMix")
+    balance.data_type = "RGBA"
+    balance.blend_type = "MULTIPLY"
+    balance.name = WHITE_BALANCE_NODE
+    balance.inputs["Factor"].default_value = 1.0
+    balance.inputs[7].default_value = (1.0, 1.0, 1.0, 1.0)
+    tree.links.new(layers.outputs["Image"], balance.inputs[6])
+    tree.links.new(balance.outputs[2], to_display.inputs[0])
     tree.links.new(to_display.outputs[0], curve.inputs["Image"])
     tree.links.new(curve.outputs[0], out.inputs["rgb"])
     tree.links.new(layers.outputs["Material Index"], out.inputs["seg"])
@@ -998,8 +1007,8 @@ def apply_camera(handles: SceneHandles, camera_to_world: np.ndarray, params: Cam
 
 
 def _load_hdri(handles: SceneHandles, path: Path):
-    """The HDRI image, its brightness-normalising gain and its metering grid
-    (lighting.luminance_map), loaded once per file."""
+    """The HDRI image, its brightness-normalising gain and its metering grid of linear RGB
+    (lighting.colour_map), loaded once per file."""
     key = str(path)
     if key not in handles.hdri_dir_images:
         if not Path(path).is_file():
@@ -1010,23 +1019,30 @@ def _load_hdri(handles: SceneHandles, path: Path):
         pixels = np.empty(w * h * 4, dtype=np.float32)
         image.pixels.foreach_get(pixels)
         pixels = pixels.reshape(h, w, 4)[::-1]
-        handles.hdri_dir_images[key] = (image, hdri_gain(pixels), luminance_map(pixels))
+        handles.hdri_dir_images[key] = (image, hdri_gain(pixels), colour_map(pixels))
     return handles.hdri_dir_images[key]
 
 
-def hdri_luminance_map(handles: SceneHandles, hdri_path: Path) -> np.ndarray:
-    """The HDRI's (rows, 2 * rows) luminance grid for the camera's face metering."""
+def hdri_colour_map(handles: SceneHandles, hdri_path: Path) -> np.ndarray:
+    """The HDRI's (rows, 2 * rows, 3) linear-RGB grid for the camera's face metering and white
+    balance."""
     return _load_hdri(handles, hdri_path)[2]
 
 
 def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Path,
-                   camera_to_world: np.ndarray, head_centre: np.ndarray, exposure_ev: float = 0.0) -> None:
-    """HDRI (normalised), tint, backdrop wall, extra light and the camera's exposure.
+                   camera_to_world: np.ndarray, head_centre: np.ndarray, exposure_ev: float = 0.0,
+                   white_balance_rgb=(1.0, 1.0, 1.0)) -> None:
+    """HDRI (normalised), tint, backdrop wall, extra light and the camera's exposure and white
+    balance.
 
     camera_to_world: (4, 4) Blender camera pose; head_centre: (3,) world metres; exposure_ev:
-    stops added by the camera (lighting.exposure_ev), applied as Cycles' film exposure.
+    stops added by the camera (lighting.exposure_ev), applied as Cycles' film exposure;
+    white_balance_rgb: (3,) gains on the linear image (lighting.white_balance_gains), applied
+    in the compositor before the display transform, as a camera does before its tone curve.
     """
     handles.scene.cycles.film_exposure = float(2.0 ** exposure_ev)
+    balance = handles.scene.compositing_node_group.nodes[WHITE_BALANCE_NODE]
+    balance.inputs[7].default_value = (*(float(g) for g in white_balance_rgb), 1.0)
     tree = handles.world.node_tree
     env = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
     image, gain, _ = _load_hdri(handles, hdri_path)

@@ -310,6 +310,8 @@ def build_controls(hdri_names: list[str]) -> dict[str, Control]:
         _section("lighting", "background_strength"), lo=0, hi=4, step=0.05)
     add("face_exposure", "lighting", "face exposure", "float", _section("lighting", "face_exposure"),
         lo=0, hi=1, step=0.01, note="face-priority metering target, linear; 0 turns it off")
+    add("white_balance", "lighting", "white balance", "float", _section("lighting", "white_balance"),
+        lo=0, hi=1, step=0.05, note="share of the light's colour cast removed; 0 turns it off")
     add("extra_light", "lighting", "extra light", "choice",
         (lambda p: "none" if p.lighting.extra_light is None else p.lighting.extra_light.kind,
          _put_extra_light_kind), options=("none", *EXTRA_LIGHT_KINDS))
@@ -445,8 +447,10 @@ def _remember_rest_pose(human) -> None:
 
 
 def _world_params(lighting):
-    """The part of LightingParams that can affect the world (backdrop and lamp cannot)."""
-    drop = {f: None for f in ("backdrop", "extra_light") if _has_field(lighting, f)}
+    """The part of LightingParams that can affect the world (backdrop and lamp cannot, nor the
+    camera's exposure and white balance, which live on the scene and its compositor)."""
+    drop = {f: None for f in ("backdrop", "extra_light", "face_exposure", "white_balance")
+            if _has_field(lighting, f)}
     return replace(lighting, **drop)
 
 

@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from replicantface import lighting
-from replicantface.config import load_preset
+from replicantface import accessories, lighting
+from replicantface.classes import FACE_SKIN_CLASSES
+from replicantface.config import ConfigError, config_from_dict, load_preset
 from replicantface.generate import relight
 
 
@@ -154,3 +155,77 @@ def test_face_metering_sees_where_the_light_comes_from(generator):
            for r in (bright, dark) for e in (0.0, 0.2)}
     assert lum[bright, 0.0] > lum[dark, 0.0] + 30.0, lum
     assert abs(lum[bright, 0.2] - lum[dark, 0.2]) < 0.7 * (lum[bright, 0.0] - lum[dark, 0.0]), lum
+
+
+def test_face_illuminant_is_the_colour_of_the_light_the_face_faces():
+    even = np.ones((16, 32, 3)) * np.array([0.9, 1.0, 1.3])
+    light = lighting.face_illuminant(even, 0.0, np.array([[0.0, -1.0, 0.0]]))
+    assert light @ lighting.LUMINANCE_WEIGHTS == pytest.approx(1.0)
+    assert light / light[1] == pytest.approx([0.9, 1.0, 1.3], rel=1e-6)
+    # A blue sky with an orange sun low in one direction: the side facing the sun is lit orange,
+    # the side away from it blue.
+    sky = np.ones((16, 32, 3)) * np.array([0.5, 0.7, 1.2])
+    sky[7, 8] = (400.0, 200.0, 60.0)  # the sun cell faces azimuth 84 degrees: world +Y at rotation 0
+    toward = lighting.face_illuminant(sky, 0.0, np.array([[0.0, 1.0, 0.0]]))
+    away = lighting.face_illuminant(sky, 0.0, np.array([[0.0, -1.0, 0.0]]))
+    assert toward[0] > 1.2 > 0.8 > toward[2]
+    assert away[2] > 1.3 and away[0] < 0.8
+    # Black map: no cast to speak of.
+    assert lighting.face_illuminant(np.zeros((16, 32, 3)), 0.0, np.array([[0.0, -1.0, 0.0]])) == \
+        pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_white_balance_gains_remove_the_requested_share_of_the_cast():
+    light = np.array([0.7, 1.0, 1.6])
+    unit = light / (light @ lighting.LUMINANCE_WEIGHTS)
+    assert lighting.white_balance_gains(light, 0.0) == pytest.approx([1.0, 1.0, 1.0])
+    full = lighting.white_balance_gains(light, 1.0)
+    grey = unit * full
+    assert grey == pytest.approx(np.full(3, grey[0])) and grey @ lighting.LUMINANCE_WEIGHTS == pytest.approx(1.0)
+    half = lighting.white_balance_gains(light, 0.5)
+    assert (unit * half) @ lighting.LUMINANCE_WEIGHTS == pytest.approx(1.0)
+    # Half the correction leaves half the cast, in log ratio of blue to red.
+    cast = np.log(unit[2] / unit[0])
+    assert np.log((unit * half)[2] / (unit * half)[0]) == pytest.approx(0.5 * cast)
+
+
+def test_sampled_white_balance_follows_config():
+    cfg = lighting.LightingConfig(white_balance_min=0.3, white_balance_max=0.5)
+    rng = np.random.default_rng(1)
+    values = [lighting.sample_lighting(rng, cfg, ["a.exr"]).white_balance for _ in range(200)]
+    assert 0.3 <= min(values) and max(values) <= 0.5 and np.std(values) > 0.03
+    with pytest.raises(ConfigError, match="white_balance_max = 1.5 is out of range"):
+        config_from_dict({"lighting": {"white_balance_max": 1.5}}, "x")
+    with pytest.raises(ConfigError, match="white_balance_min = 0.9 is larger than white_balance_max"):
+        config_from_dict({"lighting": {"white_balance_min": 0.9, "white_balance_max": 0.7}}, "x")
+
+
+def test_white_balance_warms_a_face_in_blue_light(generator):
+    """Against pixels: a face lit by the sunset map's blue sky, the sun behind it, renders
+    nearly grey with the white balance off; on, its skin turns toward its own colour (red well
+    above blue), with the same brightness and the same mask."""
+    p = generator.params(3, 6)
+    pose = dataclasses.replace(p.pose, head_yaw_deg=0.0, head_pitch_deg=0.0, head_roll_deg=0.0,
+                               camera_heading_deg=0.0, camera_pitch_deg=0.0)
+    light = dataclasses.replace(p.lighting, hdri="sunset.exr", backdrop=None, extra_light=None,
+                                strength=1.0, tint_rgb=(1.0, 1.0, 1.0), face_exposure=0.2)
+    p = dataclasses.replace(p, pose=pose, lighting=light, accessories=accessories.NONE)
+
+    def lit(rotation, balance):
+        return dataclasses.replace(p, lighting=dataclasses.replace(light, rotation_deg=rotation,
+                                                                   white_balance=balance))
+
+    rotations = np.arange(0.0, 360.0, 30.0)
+    blue = [generator.white_balance(lit(r, 1.0))[0] for r in rotations]  # red gain: bluest light
+    rotation = rotations[int(np.argmax(blue))]
+    assert max(blue) > 1.2, blue
+    off, on = (generator._render_once(lit(rotation, b)) for b in (0.0, 1.0))
+    face = np.isin(off.mask, [int(c) for c in FACE_SKIN_CLASSES])
+    assert face.sum() > 200 and np.array_equal(off.mask, on.mask)
+    r_off, _, b_off = off.rgb[face].astype(float).mean(axis=0)
+    r_on, _, b_on = on.rgb[face].astype(float).mean(axis=0)
+    # Skin's red lead over blue, about 11 levels in the blue light, grows past 40 (it is 0
+    # when the balance does nothing).
+    assert (r_on - b_on) > (r_off - b_off) + 25.0, (r_off, b_off, r_on, b_on)
+    lum_off, lum_on = (float(s.labels["face_luminance"]) for s in (off, on))
+    assert abs(lum_on - lum_off) < 0.15 * lum_off, (lum_off, lum_on)

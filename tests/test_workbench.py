@@ -91,6 +91,29 @@ def test_lighting_changes_reach_the_render(fresh):
     assert np.abs(after.rgb.astype(int) - before.rgb.astype(int)).mean() > 2
 
 
+def test_white_balance_and_exposure_skip_the_world_and_reach_the_render(fresh):
+    """The camera's white balance and exposure live on the scene, not the world: moving them
+    rewrites no world node, and the image still changes (warmer, brighter), the mask not."""
+    fresh.set("hdri", "sunset.exr")
+    casts = {r: np.ptp(np.log(fresh.generator.white_balance(rfw.replace(
+        fresh.params, lighting=rfw.replace(fresh.params.lighting, rotation_deg=r, white_balance=1.0)))))
+        for r in range(0, 360, 45)}
+    fresh.set("hdri_rotation", float(max(casts, key=casts.get)))
+    fresh.set("white_balance", 0.0)
+    fresh.set("face_exposure", 0.15)
+    before = fresh.render()
+    skipped = fresh._scene_cache.skipped
+    fresh.set("white_balance", 1.0)
+    balanced = fresh.render()
+    fresh.set("face_exposure", 0.3)
+    brighter = fresh.render()
+    assert fresh._scene_cache.skipped == skipped + 2
+    shift = balanced.rgb.reshape(-1, 3).mean(axis=0) - before.rgb.reshape(-1, 3).mean(axis=0)
+    assert np.ptp(shift) > 3.0, shift
+    assert brighter.rgb.mean() > balanced.rgb.mean() + 5.0
+    assert np.array_equal(before.mask, balanced.mask) and np.array_equal(before.mask, brighter.mask)
+
+
 def test_a_foreign_world_write_is_noticed(fresh):
     """Another generator rendering in between changes the world; the workbench rewrites it."""
     reference = fresh.render()
@@ -118,7 +141,7 @@ def test_set_checks_names_and_ranges(wb):
 def test_controls_cover_the_issue(wb):
     names = set(wb.controls)
     assert {"yaw", "pitch", "roll", "distance_m", "focal_mm", "gaze_yaw", "gaze_pitch", "identity_seed",
-            "gender", "age_years", "hdri", "hdri_rotation", "light_strength", "face_exposure", "extra_light",
+            "gender", "age_years", "hdri", "hdri_rotation", "light_strength", "face_exposure", "white_balance", "extra_light",
             "hair_style", "hair_colour"} <= names
     assert set(FACIAL_ACTIONS) <= names and len(FACIAL_ACTIONS) == 52
     regions = {wb.controls[a].group for a in FACIAL_ACTIONS}
