@@ -8,17 +8,51 @@ import numpy as np
 
 from replicantface.labels import distance_to_polyline
 
-# Linear-RGB albedo anchors for Fitzpatrick types I..VI (measured skin reflectance, roughly).
-FITZPATRICK_ALBEDO = np.array(
+# Skin colour of Fitzpatrick types I..VI in CIELAB (D65): the centres of the individual typology
+# angle classes that dermatology grades constitutive skin colour by, ITA = atan((L* - 50) / b*):
+# very light > 55 deg, light 41-55, intermediate 28-41, tan 10-28, brown -30-10, dark < -30.
+# Lightness stays within what colorimetric surveys of faces measure (L* about 30-70), with
+# a* 8-11 (the shader adds the cheeks' and nose's own flush on top).
+FITZPATRICK_LAB = np.array(
     [
-        [0.80, 0.62, 0.53],
-        [0.72, 0.52, 0.42],
-        [0.60, 0.41, 0.30],
-        [0.45, 0.29, 0.19],
-        [0.28, 0.16, 0.10],
-        [0.14, 0.08, 0.05],
+        [69.0, 8.0, 11.0],
+        [65.0, 9.0, 14.0],
+        [61.0, 10.0, 16.0],
+        [56.0, 10.5, 17.5],
+        [47.0, 11.0, 18.0],
+        [35.0, 9.0, 14.0],
     ]
 )
+ITA_CLASSES_DEG = ((55.0, 90.0), (41.0, 55.0), (28.0, 41.0), (10.0, 28.0), (-30.0, 10.0), (-90.0, -30.0))
+_SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def lab_to_linear_rgb(lab) -> np.ndarray:
+    """CIELAB (D65) -> linear sRGB, for one colour or an (..., 3) array; not clipped."""
+    lab = np.asarray(lab, dtype=float)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    t = np.where(f > 6.0 / 29.0, f ** 3, 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0))
+    return (t * _D65_WHITE) @ np.linalg.inv(_SRGB_TO_XYZ).T
+
+
+def linear_rgb_to_lab(rgb) -> np.ndarray:
+    """Linear sRGB -> CIELAB (D65), for one colour or an (..., 3) array."""
+    t = (np.asarray(rgb, dtype=float) @ _SRGB_TO_XYZ.T) / _D65_WHITE
+    f = np.where(t > (6.0 / 29.0) ** 3, np.cbrt(t), t / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]),
+                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def individual_typology_angle(rgb) -> np.ndarray:
+    """ITA in degrees, atan2(L* - 50, b*), of linear-sRGB colours: higher is lighter skin."""
+    lab = linear_rgb_to_lab(rgb)
+    return np.degrees(np.arctan2(lab[..., 0] - 50.0, lab[..., 2]))
+
+
+# Linear-RGB albedo anchors of the six types (the subsurface shader's base colour).
+FITZPATRICK_ALBEDO = lab_to_linear_rgb(FITZPATRICK_LAB)
 IRIS_COLOURS = {
     "brown": (0.18, 0.07, 0.02),
     "dark_brown": (0.07, 0.03, 0.01),

@@ -13,10 +13,16 @@ from replicantface.accessories import AccessoryParams
 from replicantface.appearance import (
     CLOTHING_CUTS,
     CLOTHING_PATTERNS,
+    FITZPATRICK_ALBEDO,
+    ITA_CLASSES_DEG,
     MAKEUP,
     WRINKLES,
     AppearanceConfig,
+    individual_typology_angle,
+    lab_to_linear_rgb,
+    linear_rgb_to_lab,
     sample_appearance,
+    skin_albedo,
     skin_region_maps,
 )
 from replicantface.classes import HEAD_CLASSES, SegClass
@@ -46,6 +52,31 @@ def test_fitzpatrick_types_are_even_by_default():
     types = np.array([int(np.clip(np.floor(p.fitzpatrick + 0.5), 1, 6)) for p in _draw(3000)])
     share = np.bincount(types, minlength=7)[1:] / len(types)
     assert np.all(np.abs(share - 1 / 6) < 0.035), share
+
+
+def test_skin_tones_sit_in_their_typology_angle_classes_at_measured_lightness():
+    # The colour conversion against published values: sRGB red and white in CIELAB (D65).
+    assert np.allclose(linear_rgb_to_lab([1.0, 0.0, 0.0]), (53.24, 80.09, 67.20), atol=0.05)
+    assert np.allclose(linear_rgb_to_lab([1.0, 1.0, 1.0]), (100.0, 0.0, 0.0), atol=0.02)
+    assert np.allclose(lab_to_linear_rgb(linear_rgb_to_lab(FITZPATRICK_ALBEDO)), FITZPATRICK_ALBEDO)
+    lab = linear_rgb_to_lab(FITZPATRICK_ALBEDO)
+    ita = individual_typology_angle(FITZPATRICK_ALBEDO)
+    for ftype, ((lo, hi), angle) in enumerate(zip(ITA_CLASSES_DEG, ita), start=1):
+        assert lo < angle < hi, (ftype, angle)
+    # Lightness within what faces measure (no plaster-white type I), with the chroma of skin,
+    # and the albedo is never above 1 nor negative.
+    assert 30.0 <= lab[:, 0].min() and lab[:, 0].max() <= 72.0, lab[:, 0]
+    assert np.hypot(lab[:, 1], lab[:, 2]).min() >= 12.0, lab
+    assert (FITZPATRICK_ALBEDO > 0.0).all() and (FITZPATRICK_ALBEDO < 1.0).all()
+    # Between the anchors the tone darkens steadily, and sampled skins (undertone, brightness
+    # jitter) keep their type's order on average.
+    steps = individual_typology_angle(np.array([skin_albedo(t) for t in np.linspace(1.0, 6.0, 26)]))
+    assert (np.diff(steps) < 0.0).all()
+    draws = _draw(1200, seed=3)
+    types = np.array([int(np.clip(np.floor(p.fitzpatrick + 0.5), 1, 6)) for p in draws])
+    sampled = individual_typology_angle(np.array([p.skin_rgb for p in draws]))
+    means = [sampled[types == t].mean() for t in range(1, 7)]
+    assert (np.diff(means) < 0.0).all(), means
 
 
 def test_freckle_and_makeup_rates_follow_config():
@@ -143,6 +174,33 @@ def test_appearance_changes_skin_pixels(generator):
     assert skin.sum() > 500
     diff = np.abs(sa.rgb[skin].astype(float).mean(axis=0) - sb.rgb[skin].astype(float).mean(axis=0))
     assert diff.max() > 40.0, diff
+
+
+def test_rendered_skin_tones_keep_their_order_and_the_colour_of_skin(generator):
+    """Six types on one face, under the studio map with the camera's white balance fully on and
+    its face metering off: the rendered skin's typology angle falls type by type, its hue stays
+    that of skin, and even type I keeps a skin's chroma rather than reading as grey plaster."""
+    base = sample_appearance(np.random.default_rng(1), AppearanceConfig(), 30.0)
+    plain = dict(redness=0.0, flush=0.0, mottling=0.0, freckles=0.0, moles=0.0, blemishes=0.0)
+    seen = []
+    for ftype in range(1, 7):
+        a = dataclasses.replace(base, fitzpatrick=float(ftype), skin_rgb=tuple(skin_albedo(ftype)), **plain)
+        p = _frontal(generator, 0, a)
+        light = dataclasses.replace(p.lighting, hdri="studio.exr", backdrop=None, extra_light=None, strength=1.0,
+                                    tint_rgb=(1.0, 1.0, 1.0), face_exposure=0.0, white_balance=1.0)
+        s = generator._render_once(dataclasses.replace(p, lighting=light))
+        skin = s.mask == SegClass.SKIN
+        assert skin.sum() > 500
+        srgb = s.rgb[skin].astype(float).mean(axis=0) / 255.0
+        seen.append(np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4))
+    lab = linear_rgb_to_lab(np.array(seen))
+    ita = individual_typology_angle(np.array(seen))
+    assert (np.diff(ita) < -5.0).all(), ita
+    assert ita[0] - ita[-1] > 90.0, ita
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    assert ((hue > 40.0) & (hue < 70.0)).all(), hue
+    assert chroma.min() > 7.5, chroma
 
 
 def test_every_cut_renders_clothing_below_the_jaw(generator):
