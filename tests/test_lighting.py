@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from replicantface import accessories, lighting
+from replicantface.appearance import skin_albedo
 from replicantface.classes import FACE_SKIN_CLASSES
 from replicantface.config import ConfigError, config_from_dict, load_preset
 from replicantface.generate import relight
@@ -74,7 +75,7 @@ def _light(strength, face_exposure, tint=(1.0, 1.0, 1.0)):
 
 
 def test_face_exposure_tames_bright_faces_lifts_dark_ones_and_keeps_tones_apart():
-    fair, dark = (0.80, 0.62, 0.53), (0.14, 0.08, 0.05)
+    fair, dark = tuple(skin_albedo(1.0)), tuple(skin_albedo(6.0))
     ev_fair = lighting.exposure_ev(_light(1.5, 0.2), fair, 1.5)
     ev_dark = lighting.exposure_ev(_light(0.7, 0.2), dark, 1.5)
     assert ev_fair < -0.5 and ev_dark > 0.5
