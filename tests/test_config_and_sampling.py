@@ -272,3 +272,22 @@ def test_preset_weights_pick_the_presets(tmp_path):
         f.write_text(text)
         with pytest.raises(config.ConfigError, match=message):
             config.load_config(f)
+
+
+def test_upward_gaze_lifts_the_upper_lid_and_downward_gaze_does_not():
+    from replicantface.expression import FACIAL_ACTIONS, UPGAZE_EYE_WIDE, ExpressionParams
+
+    assert UPGAZE_EYE_WIDE > 0
+    up = ExpressionParams({}, 0.0, 20.0).all_weights()
+    assert up["eyeWideLeft"] == up["eyeWideRight"] == pytest.approx(UPGAZE_EYE_WIDE * 20 / 25)
+    assert up["eyeLookUpLeft"] == pytest.approx(20 / 25)
+    assert not {"eyeWideLeft", "eyeWideRight"} & set(ExpressionParams({}, 0.0, -20.0).all_weights())
+    # It adds to an eyeWide the expression sets, within [0, 1], and the label vector carries it.
+    surprised = ExpressionParams({"eyeWideLeft": 0.3, "eyeWideRight": 0.7}, 0.0, 10.0)
+    w = surprised.all_weights()
+    assert w["eyeWideLeft"] == pytest.approx(min(1.0, 0.3 + UPGAZE_EYE_WIDE * 0.4))
+    assert w["eyeWideRight"] == pytest.approx(min(1.0, 0.7 + UPGAZE_EYE_WIDE * 0.4))
+    assert ExpressionParams({"eyeWideLeft": 0.9}, 0.0, 40.0).all_weights()["eyeWideLeft"] == 1.0
+    vec = surprised.vector()
+    assert vec[FACIAL_ACTIONS.index("eyeWideLeft")] == pytest.approx(w["eyeWideLeft"])
+    assert surprised.weights == {"eyeWideLeft": 0.3, "eyeWideRight": 0.7}  # the params stay as drawn
