@@ -143,13 +143,22 @@ class HumanModel:
         for bone in EYE_BONES.values():
             deltas[bone] = _rigid(eye_world)
         pose = {k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in deltas.items()}
-        with torch.no_grad():  # local: a training loop in the same process keeps its autograd
-            out = self.model(
-                pose_parameters=pose,
-                phenotype_kwargs=phenotypes,
-                local_changes_kwargs=local_changes,
-                facial_actions=expression,
-            )
+        # One torch thread: float32 sums split over threads round differently (2e-7 in the head
+        # frame between 1 and 2 threads), and a Dask worker runs torch on one thread (its nanny
+        # sets OMP_NUM_THREADS=1), so labels would depend on where a sample was made. The
+        # caller's thread count and autograd mode are restored.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():  # local: a training loop in the same process keeps its autograd
+                out = self.model(
+                    pose_parameters=pose,
+                    phenotype_kwargs=phenotypes,
+                    local_changes_kwargs=local_changes,
+                    facial_actions=expression,
+                )
+        finally:
+            torch.set_num_threads(threads)
         verts = out["vertices"][0].numpy().astype(np.float32)
         poses = out["bone_poses"][0].numpy().astype(np.float64)
         rest = out["rest_bone_poses"][0].numpy().astype(np.float64)

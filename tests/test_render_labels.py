@@ -197,6 +197,26 @@ def test_generator_leaves_autograd_on(generator):
     assert torch.is_grad_enabled()
 
 
+def test_the_posed_human_does_not_depend_on_torch_threads(generator):
+    """A Dask worker runs torch on one thread, a plain process on all cores: the mesh and the
+    head frame (hence every label) must come out the same, and the caller's setting stays."""
+    import torch
+
+    params = generator.params(3, 0)
+    before = torch.get_num_threads()
+    posed = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            geo, _, _ = generator.pose_human(params)
+            posed[threads] = geo
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(posed[1].vertices, posed[2].vertices)
+    np.testing.assert_array_equal(posed[1].head_to_world, posed[2].head_to_world)
+
+
 def test_upward_gaze_opens_the_eye(generator):
     """The upper lid follows the eye up, so looking up shows more eye, not less (anny's
     eyeLookUp alone narrows it: expression.UPGAZE_EYE_WIDE). Seen close up, bald and bare."""
