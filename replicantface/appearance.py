@@ -53,6 +53,33 @@ def individual_typology_angle(rgb) -> np.ndarray:
 
 # Linear-RGB albedo anchors of the six types (the subsurface shader's base colour).
 FITZPATRICK_ALBEDO = lab_to_linear_rgb(FITZPATRICK_LAB)
+# The lips' colour is set in CIELAB relative to the skin's. Measured against the perioral skin
+# under diffuse light (Baras et al., L'Oreal, 914 women of four groups), the vermilion's hue is
+# strongly redder than the skin's (the skin's is more yellow), its chroma differs little, and
+# it is darker, except in African American women. So the lips take the skin's colour with a*
+# raised by LIP_MORE_RED_A (less with age, as lips dull), b* lowered by LIP_LESS_YELLOW_B, and
+# L* lowered by LIP_DARKER_L on the fairest skin, by LIP_DARKER_L_DARKEST on the darkest.
+LIP_MORE_RED_A = (5.0, 11.0)
+LIP_LESS_YELLOW_B = (1.0, 6.0)
+LIP_DARKER_L = (5.0, 11.0)
+LIP_DARKER_L_DARKEST = (-2.0, 2.0)
+LIP_RED_AGE_LOSS = 0.3
+
+
+def lip_albedo(skin_rgb, lightness: float, age: float, u) -> np.ndarray:
+    """Linear-RGB albedo of the lips for a skin albedo.
+
+    lightness: 1 for Fitzpatrick type I .. 0 for type VI; age: 0 at 20 years .. 1 at 80;
+    u: three numbers in [0, 1) that place the lips' darkening, added red and lost yellow
+    within their ranges (LIP_DARKER_L, LIP_MORE_RED_A, LIP_LESS_YELLOW_B).
+    """
+    u = np.asarray(u, dtype=float)
+    skin = linear_rgb_to_lab(skin_rgb)
+    darker = lightness * np.interp(u[0], [0, 1], LIP_DARKER_L) + \
+        (1.0 - lightness) * np.interp(u[0], [0, 1], LIP_DARKER_L_DARKEST)
+    redder = np.interp(u[1], [0, 1], LIP_MORE_RED_A) * (1.0 - LIP_RED_AGE_LOSS * age)
+    less_yellow = np.interp(u[2], [0, 1], LIP_LESS_YELLOW_B)
+    return lab_to_linear_rgb([skin[0] - darker, skin[1] + redder, skin[2] - less_yellow])
 IRIS_COLOURS = {
     "brown": (0.18, 0.07, 0.02),
     "dark_brown": (0.07, 0.03, 0.01),
@@ -142,7 +169,7 @@ class AppearanceParams:
     under_eye_dark: float = 0.2
     detail_offset: tuple = (0.0, 0.0, 0.0)
     wrinkles: dict | None = None
-    lip_rgb: tuple = (0.80, 0.42, 0.42)
+    lip_rgb: tuple = (0.36, 0.17, 0.15)
     makeup: dict | None = None
     makeup_rgb: dict | None = None
     iris_minor_rgb: tuple = (0.0, 0.0, 0.0)
@@ -242,7 +269,7 @@ def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years
         chosen[rng.integers(len(MAKEUP))] = True  # made up means at least one product
         makeup = {name: float(amounts[name]) * bool(c) for name, c in zip(MAKEUP, chosen)}
 
-    lip = np.array([0.85, 0.45, 0.45]) * rng.uniform(0.85, 1.1, size=3) * (0.75 + 0.25 * lightness)
+    lip = lip_albedo(skin, lightness, age, rng.random(3))
     sclera = np.array([0.80, 0.78, 0.74]) * rng.uniform(0.9, 1.0) - np.array([0.0, 0.03, 0.06]) * age
     clothing = _garment_colour(rng)
     clothing2 = _garment_colour(rng) if rng.random() < 0.7 else clothing * rng.uniform(0.2, 0.5)

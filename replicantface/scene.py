@@ -252,7 +252,7 @@ _SKIN_PARAMS = {
     "roughness": 0.45, "oiliness": 0.3, "freckles": 0.0, "moles": 0.0, "blemishes": 0.0,
     "under_eye_dark": 0.2, "lash_line": 0.6, "offset_x": 0.0, "offset_y": 0.0, "offset_z": 0.0,
     "wr_forehead": 0.0, "wr_crows_feet": 0.0, "wr_nasolabial": 0.0, "wr_under_eye": 0.0,
-    "lip_rgb": (0.8, 0.42, 0.42), "brow_tint": (0.6, 0.55, 0.5), "brow_darkening": 0.3,
+    "lip_rgb": (0.36, 0.17, 0.15), "brow_tint": (0.6, 0.55, 0.5), "brow_darkening": 0.3,
     "brow_c0": 0.02, "brow_c1": 0.0, "brow_c2": 0.0, "brow_x0": 0.01, "brow_x1": 0.06,
     "lipstick": 0.0, "lipstick_rgb": (0.45, 0.03, 0.05), "eyeshadow": 0.0,
     "eyeshadow_rgb": (0.2, 0.12, 0.08), "eyeliner": 0.0, "eyeliner_rgb": (0.015, 0.012, 0.012),
@@ -318,7 +318,8 @@ def _skin_group(nodes: dict):
     flush_var = g.smooth(broad, 0.35, 0.65, 0.3, 1.0)
     flush = g.math("MULTIPLY", g.math("MULTIPLY", flush_zone, v["flush"]), flush_var)
     red = g.math("ADD", v["redness"], flush, clamp=True)
-    colour = g.mix("MULTIPLY", v["skin_rgb"], (1.0, 0.7, 0.68, 1.0), red)
+    # The lip slots start from the lips' own albedo; redness and mottling tint them as the skin.
+    colour = g.mix("MULTIPLY", g.mix("MIX", v["skin_rgb"], v["lip_rgb"], lip), (1.0, 0.7, 0.68, 1.0), red)
     mottle = g.node("ShaderNodeTexNoise", Vector=p, Scale=55.0, Detail=2.0, Roughness=0.6).outputs["Color"]
     colour = g.mix("OVERLAY", colour, mottle, v["mottling"])
     socket = g.math("ADD", under_zone, g.math("MULTIPLY", eyelid, UPPER_LID_DARK), clamp=True)
@@ -378,7 +379,6 @@ def _skin_group(nodes: dict):
     # Lash lines: the lid margins read dark where the lashes root.
     colour = g.mix("MULTIPLY", colour, (0.09, 0.07, 0.06, 1.0), g.math("MULTIPLY", lash_natural, v["lash_line"]))
     # Lips and makeup.
-    colour = g.mix("MULTIPLY", colour, v["lip_rgb"], g.math("MULTIPLY", lip, 0.9))
     colour = g.mix("MIX", colour, v["lipstick_rgb"], g.math("MULTIPLY", lip, v["lipstick"]))
     colour = g.mix("MULTIPLY", colour, v["blush_rgb"], g.math("MULTIPLY", cheek, v["blush"]))
     colour = g.mix("MIX", colour, v["eyeshadow_rgb"], g.math("MULTIPLY", eyelid, v["eyeshadow"]))

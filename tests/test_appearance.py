@@ -21,11 +21,13 @@ from replicantface.appearance import (
     individual_typology_angle,
     lab_to_linear_rgb,
     linear_rgb_to_lab,
+    lip_albedo,
     sample_appearance,
     skin_albedo,
     skin_region_maps,
 )
 from replicantface.classes import HEAD_CLASSES, SegClass
+from replicantface.expression import ExpressionParams
 from replicantface.pose import PoseParams
 
 
@@ -77,6 +79,32 @@ def test_skin_tones_sit_in_their_typology_angle_classes_at_measured_lightness():
     sampled = individual_typology_angle(np.array([p.skin_rgb for p in draws]))
     means = [sampled[types == t].mean() for t in range(1, 7)]
     assert (np.diff(means) < 0.0).all(), means
+
+
+def _lch(lab):
+    lab = np.asarray(lab, dtype=float)
+    return lab[..., 0], np.hypot(lab[..., 1], lab[..., 2]), np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
+
+
+def test_lips_are_redder_and_darker_than_the_skin_with_its_chroma():
+    """Lips against the perioral skin, as colorimetry measures them: a redder hue, a chroma
+    close to the skin's (not the doubled chroma of painted lips), darker on fair skin and about
+    as light on the darkest."""
+    draws = _draw(1500, seed=7)
+    light = np.array([(6.0 - p.fitzpatrick) / 5.0 for p in draws])
+    skin_l, skin_c, skin_h = _lch(linear_rgb_to_lab(np.array([p.skin_rgb for p in draws])))
+    lip_l, lip_c, lip_h = _lch(linear_rgb_to_lab(np.array([p.lip_rgb for p in draws])))
+    assert (lip_h < skin_h - 8.0).all() and (lip_h > 5.0).all(), (skin_h - lip_h).min()
+    ratio = lip_c / skin_c
+    assert (ratio > 0.85).all() and (ratio < 1.6).all(), (ratio.min(), ratio.max())
+    fair, darkest = light > 0.8, light < 0.1
+    assert fair.sum() > 50 and darkest.sum() > 50
+    assert (skin_l - lip_l)[fair].min() > 3.0 and (skin_l - lip_l)[fair].mean() > 6.0
+    assert np.abs(skin_l - lip_l)[darkest].max() < 4.0
+    # Lips dull with age: less red added at 80 than at 20 years.
+    skin = FITZPATRICK_ALBEDO[2]
+    young, old = (linear_rgb_to_lab(lip_albedo(skin, 0.6, age, (0.5, 0.5, 0.5))) for age in (0.0, 1.0))
+    assert young[1] > old[1] + 1.5, (young, old)
 
 
 def test_freckle_and_makeup_rates_follow_config():
@@ -201,6 +229,46 @@ def test_rendered_skin_tones_keep_their_order_and_the_colour_of_skin(generator):
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     assert ((hue > 40.0) & (hue < 70.0)).all(), hue
     assert chroma.min() > 7.5, chroma
+
+
+def test_rendered_lips_are_redder_than_the_skin_round_them_not_painted(generator):
+    """A close frontal face with a closed, unpainted mouth under the studio map, denoised, for the
+    fairest and the darkest skin. Against the skin round them the lips' pixels are redder in hue,
+    below twice its chroma (the lips made as a fixed multiple of the skin rendered at 2.7 times
+    it on type I), darker on type I, and within a few L* of it on type VI (those lips were 15
+    darker)."""
+    base = sample_appearance(np.random.default_rng(1), AppearanceConfig(), 30.0)
+    plain = dict(redness=0.0, flush=0.0, mottling=0.0, freckles=0.0, moles=0.0, blemishes=0.0,
+                 makeup={name: 0.0 for name in MAKEUP})
+    for ftype in (1, 6):
+        skin_rgb = skin_albedo(ftype)
+        lip_rgb = lip_albedo(skin_rgb, (6.0 - ftype) / 5.0, 0.2, (0.5, 0.5, 0.5))
+        a = dataclasses.replace(base, fitzpatrick=float(ftype), skin_rgb=tuple(skin_rgb),
+                                lip_rgb=tuple(lip_rgb), **plain)
+        p = _frontal(generator, 0, a)
+        light = dataclasses.replace(p.lighting, hdri="studio.exr", backdrop=None, extra_light=None, strength=1.0,
+                                    tint_rgb=(1.0, 1.0, 1.0), face_exposure=0.0, white_balance=1.0)
+        p = dataclasses.replace(p, lighting=light, expression=ExpressionParams({}, 0.0, 0.0),
+                                camera=dataclasses.replace(p.camera, face_fraction=0.9))
+        generator.set_quality("preview")
+        try:
+            s = generator._render_once(p)
+        finally:
+            generator.set_quality("test")
+        lips = np.isin(s.mask, [SegClass.TOP_LIP, SegClass.BOTTOM_LIP])
+        inner = ndimage.binary_erosion(lips)
+        ring = (ndimage.binary_dilation(lips, iterations=8) & ~ndimage.binary_dilation(lips, iterations=3)
+                & (s.mask == SegClass.SKIN))
+        assert inner.sum() > 150 and ring.sum() > 300, (inner.sum(), ring.sum())
+        srgb = np.array([np.median(s.rgb[m].astype(float), axis=0) for m in (ring, inner)]) / 255.0
+        lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+        (skin_l, skin_c, skin_h), (lip_l, lip_c, lip_h) = (_lch(x) for x in linear_rgb_to_lab(lin))
+        assert lip_h < skin_h - 10.0, (ftype, skin_h, lip_h)
+        assert 0.8 < lip_c / skin_c < 2.0, (ftype, skin_c, lip_c)
+        if ftype == 1:
+            assert lip_l < skin_l - 3.0, (skin_l, lip_l)
+        else:
+            assert abs(lip_l - skin_l) < 8.0, (skin_l, lip_l)
 
 
 def test_every_cut_renders_clothing_below_the_jaw(generator):
