@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -80,6 +80,28 @@ def lip_albedo(skin_rgb, lightness: float, age: float, u) -> np.ndarray:
     redder = np.interp(u[1], [0, 1], LIP_MORE_RED_A) * (1.0 - LIP_RED_AGE_LOSS * age)
     less_yellow = np.interp(u[2], [0, 1], LIP_LESS_YELLOW_B)
     return lab_to_linear_rgb([skin[0] - darker, skin[1] + redder, skin[2] - less_yellow])
+
+
+def _lip_darkening_range(lightness: float) -> np.ndarray:
+    return lightness * np.array(LIP_DARKER_L) + (1.0 - lightness) * np.array(LIP_DARKER_L_DARKEST)
+
+
+def with_skin(appearance: AppearanceParams, fitzpatrick: float, skin_rgb=None) -> AppearanceParams:
+    """The same face with another skin type (``skin_rgb`` defaults to the type's palette albedo).
+
+    The lips move with the skin: they stay as much redder and less yellow than it as they were,
+    and take the new type's darkening at the same place within its range (LIP_DARKER_L ..
+    LIP_DARKER_L_DARKEST), so they are not left with the old skin's colour.
+    """
+    skin_rgb = skin_albedo(fitzpatrick) if skin_rgb is None else np.asarray(skin_rgb, dtype=float)
+    old_skin, old_lip = linear_rgb_to_lab(appearance.skin_rgb), linear_rgb_to_lab(appearance.lip_rgb)
+    lo, hi = _lip_darkening_range((6.0 - np.clip(appearance.fitzpatrick, 1.0, 6.0)) / 5.0)
+    u = np.clip((old_skin[0] - old_lip[0] - lo) / (hi - lo), 0.0, 1.0)
+    lo, hi = _lip_darkening_range((6.0 - np.clip(fitzpatrick, 1.0, 6.0)) / 5.0)
+    new_skin = linear_rgb_to_lab(skin_rgb)
+    lip = lab_to_linear_rgb([new_skin[0] - (lo + u * (hi - lo)), new_skin[1] + old_lip[1] - old_skin[1],
+                             new_skin[2] + old_lip[2] - old_skin[2]])
+    return replace(appearance, fitzpatrick=float(fitzpatrick), skin_rgb=_rgb(skin_rgb), lip_rgb=_rgb(lip))
 IRIS_COLOURS = {
     "brown": (0.18, 0.07, 0.02),
     "dark_brown": (0.07, 0.03, 0.01),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replicantface.appearance import skin_albedo
+from replicantface.appearance import with_skin
 
 CATEGORIES = ("random", "hair", "accessories", "skin")
 # Three-quarter views alternate sides so hair at the back (tails, buns) and ear pieces show.
@@ -71,8 +71,7 @@ def gallery_items(gen, category: str, seed: int, count: int = 64) -> list[tuple[
             p = _showcase_pose(gen.params(seed, k // 6), 0)
             p = replace(p, pose=replace(p.pose, head_yaw_deg=0.0))
             ident = replace(p.identity, age_years=float(ages[(k // 6) % len(ages)]))
-            app = replace(p.appearance, fitzpatrick=fitz,
-                          skin_rgb=tuple(float(c) for c in skin_albedo(fitz)))
+            app = with_skin(p.appearance, fitz)
             p = replace(p, identity=ident, appearance=app, accessories=accessories.NONE,
                         lighting=replace(p.lighting, face_exposure=0.0))
             items.append((p, f"type {'I II III IV V VI'.split()[k % 6]}, {ident.age_years:.0f} y"))

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from replicantface import dataset, labels
-from replicantface.appearance import IRIS_COLOURS, skin_albedo
+from replicantface.appearance import IRIS_COLOURS, with_skin
 from replicantface.classes import FACE_BOX_CLASSES, HEAD_CLASSES, SegClass
 from replicantface.config import QUALITY, GeneratorConfig, load_preset
 from replicantface.expression import FACIAL_ACTIONS, PRESETS
@@ -188,8 +188,7 @@ def _put_focal(p, v, wb):
 
 
 def _put_skin_tone(p, v, wb):
-    albedo = tuple(float(c) for c in skin_albedo(float(v)))
-    return replace(p, appearance=replace(p.appearance, fitzpatrick=float(v), skin_rgb=albedo))
+    return replace(p, appearance=with_skin(p.appearance, float(v)))
 
 
 def _get_iris(p):

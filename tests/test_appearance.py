@@ -25,6 +25,7 @@ from replicantface.appearance import (
     sample_appearance,
     skin_albedo,
     skin_region_maps,
+    with_skin,
 )
 from replicantface.classes import HEAD_CLASSES, SegClass
 from replicantface.expression import ExpressionParams
@@ -105,6 +106,21 @@ def test_lips_are_redder_and_darker_than_the_skin_with_its_chroma():
     skin = FITZPATRICK_ALBEDO[2]
     young, old = (linear_rgb_to_lab(lip_albedo(skin, 0.6, age, (0.5, 0.5, 0.5))) for age in (0.0, 1.0))
     assert young[1] > old[1] + 1.5, (young, old)
+
+
+def test_a_face_given_another_skin_type_keeps_lips_that_fit_it():
+    """with_skin (the skin sheet, the workbench's skin slider): the lips move with the skin. They
+    keep their added red and lost yellow, take the new type's darkening, and going back restores
+    them exactly; lips left at the old skin's colour would sit 25 L* off a type VI skin."""
+    for p in _draw(40, seed=11):
+        dark = with_skin(p, 6.0)
+        assert np.allclose(dark.skin_rgb, FITZPATRICK_ALBEDO[5]) and dark.fitzpatrick == 6.0
+        before = linear_rgb_to_lab(p.lip_rgb) - linear_rgb_to_lab(p.skin_rgb)
+        after = linear_rgb_to_lab(dark.lip_rgb) - linear_rgb_to_lab(dark.skin_rgb)
+        assert np.allclose(after[1:], before[1:], atol=1e-6), (before, after)
+        assert -2.0 - 1e-6 <= -after[0] <= 2.0 + 1e-6, after
+        back = with_skin(dark, p.fitzpatrick, p.skin_rgb)
+        assert np.allclose(back.lip_rgb, p.lip_rgb, atol=1e-6)
 
 
 def test_freckle_and_makeup_rates_follow_config():
