@@ -124,6 +124,7 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
     expression = sample_expression(rng["expression"], cfg.expression)
     if variation == 0:
         expression = ExpressionParams({}, 0.0, 0.0)
+    hair = compatible_hair(hair, accessories)
     return SampleParams(
         seed=seed,
         index=index,
@@ -131,10 +132,10 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
         expression=expression,
         pose=sample_pose(rng["pose"], cfg.pose),
         camera=sample_camera(rng["camera"], cfg.camera),
-        appearance=appearance,
+        appearance=compatible_appearance(appearance, hair),
         lighting=sample_lighting(rng["lighting"], cfg.lighting, hdri_names),
         post=sample_post(rng["post"], cfg.post),
-        hair=compatible_hair(hair, accessories),
+        hair=hair,
         accessories=accessories,
         variation=variation,
     )
@@ -148,6 +149,18 @@ def compatible_hair(hair: HairParams, accessories: AccessoryParams) -> HairParam
     if masked and hair.beard not in ("none", "stubble"):
         return dataclasses.replace(hair, beard="stubble")
     return hair
+
+
+def compatible_appearance(appearance: AppearanceParams, hair: HairParams) -> AppearanceParams:
+    """The appearance with what cannot go with the hair taken off: a bearded face wears no makeup.
+
+    Makeup and beards are drawn independently, each by gender, so about 1 face in 80 of the
+    default preset would otherwise wear lipstick, eyeliner or blush with a beard. Stubble counts
+    as a beard. The makeup colours stay drawn, so the other faces keep every parameter.
+    """
+    if hair.beard == "none" or not any((appearance.makeup or {}).values()):
+        return appearance
+    return dataclasses.replace(appearance, makeup={name: 0.0 for name in appearance.makeup})
 
 
 def relight(params: SampleParams, attempt: int, cfg: GeneratorConfig, hdri_names: list[str]) -> SampleParams:

@@ -154,6 +154,26 @@ def test_masks_take_full_beards_off():
     assert compatible_hair(bearded, AccessoryParams()).beard == "full"
 
 
+def test_a_bearded_face_wears_no_makeup_and_other_faces_keep_theirs():
+    import replicantface.generate as generate
+
+    cfg = config.load_preset("default")
+    drawn = [sample_params(0, i, cfg, LABELS, HDRIS) for i in range(1000)]
+    assert not any(p.hair.beard != "none" and any(p.appearance.makeup.values()) for p in drawn)
+    # The rule is what keeps them apart: drawn independently, about 1 face in 80 has both
+    # (13 expected here), and every face without a beard keeps the makeup it drew.
+    rule = generate.compatible_appearance
+    try:
+        generate.compatible_appearance = lambda appearance, hair: appearance
+        free = [sample_params(0, i, cfg, LABELS, HDRIS) for i in range(1000)]
+    finally:
+        generate.compatible_appearance = rule
+    both = [q for q in free if q.hair.beard != "none" and any(q.appearance.makeup.values())]
+    assert len(both) >= 5
+    assert all(p.appearance == q.appearance for p, q in zip(drawn, free) if q.hair.beard == "none")
+    assert all(p.appearance.makeup_rgb == q.appearance.makeup_rgb for p, q in zip(drawn, free))
+
+
 def test_appearance_keys_in_toml(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text("[appearance]\nmakeup_prob = 0\nmakeup_prob_male = 0\nfreckle_prob = 1\n"
