@@ -61,6 +61,9 @@ def appearance_groups(params: dict) -> dict[str, str]:
         "expression": "mouth open" if params["expression"].get("weights", {}).get("jawOpen", 0.0) > 0.3
         else "mouth closed",
     }
+    cam = params.get("camera")
+    if isinstance(cam, dict) and "focal_mm" in cam:
+        groups["lens"] = f"{cam['focal_mm']:.0f} mm"
     hair = params.get("hair") or app.get("hair")
     if isinstance(hair, dict):
         if "style" in hair:
@@ -122,9 +125,13 @@ def rate_table(rows: list[dict], detectors: list[str]) -> list[dict]:
             keys.setdefault(("inner landmarks visible", seen), []).append(r)
         for g, v in r["groups"].items():
             keys.setdefault((g, v), []).append(r)
+        if "lens" in r["groups"]:  # a short lens is a close camera: steep views foreshorten most
+            keys.setdefault(("lens, |pitch| deg", f"{r['groups']['lens']}, {angle_bin(r['pitch_deg'])}"),
+                            []).append(r)
     table = []
-    first = {"all": 0, "|yaw| deg": 1, "|pitch| deg": 2, "inner landmarks visible": 3}
-    for (g, v), rs in sorted(keys.items(), key=lambda kv: (first.get(kv[0][0], 4), kv[0])):
+    first = {"all": 0, "|yaw| deg": 1, "|pitch| deg": 2, "inner landmarks visible": 3, "lens": 4,
+             "lens, |pitch| deg": 5}
+    for (g, v), rs in sorted(keys.items(), key=lambda kv: (first.get(kv[0][0], 6), kv[0])):
         entry = {"group": g, "value": v, "n": len(rs)}
         for d in detectors:
             hits = [r[d]["confidence"] for r in rs if r[d]["hit"]]

@@ -69,6 +69,26 @@ def test_rates_are_split_by_how_much_of_the_inner_face_is_visible(bench):
     assert not any(e["group"] == "inner landmarks visible" for e in bench.rate_table([old], ["mtcnn"]))
 
 
+def test_rates_are_split_by_lens_and_by_lens_and_pitch(bench):
+    params = {"identity": {"age_years": 30.0, "gender": 0.2}, "appearance": {"fitzpatrick": 2.0},
+              "lighting": {"backdrop": True}, "expression": {"weights": {}}, "camera": {"focal_mm": 25.0}}
+    assert bench.appearance_groups(params)["lens"] == "25 mm"
+    del params["camera"]  # an earlier run's params
+    assert "lens" not in bench.appearance_groups(params)
+
+    def row(index, lens, pitch, hit):
+        return {"index": index, "yaw_bin": "0-30", "pitch_deg": pitch, "groups": {"lens": lens},
+                "mtcnn": {"hit": hit, "confidence": 0.99 if hit else None}}
+
+    rows = [row(0, "25 mm", 40.0, False), row(1, "25 mm", -35.0, True), row(2, "25 mm", 10.0, True),
+            row(3, "85 mm", 45.0, True)]
+    rates = {(e["group"], e["value"]): (e["n"], e["mtcnn"]["rate"]) for e in bench.rate_table(rows, ["mtcnn"])}
+    assert rates[("lens", "25 mm")] == (3, pytest.approx(2 / 3))
+    assert rates[("lens, |pitch| deg", "25 mm, 30-60")] == (2, 0.5)
+    assert rates[("lens, |pitch| deg", "25 mm, 0-30")] == (1, 1.0)
+    assert rates[("lens, |pitch| deg", "85 mm, 30-60")] == (1, 1.0)
+
+
 def _full_row(index, hit, seed=None):
     row = {"index": index, "yaw_deg": 10.0, "pitch_deg": 5.0, "roll_deg": 0.0, "yaw_bin": "0-30",
            "groups": {"hair": "bob"}, "inner_landmarks_visible": 51,
