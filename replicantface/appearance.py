@@ -169,7 +169,10 @@ class AppearanceParams:
     their colours. ``detail_offset`` shifts the procedural skin textures (metres), so freckles,
     moles and pores sit differently on every face. ``under_eye_dark`` darkens the skin round
     the eyes: below the lower lid, and the upper lid up to the brow at 0.8 of it
-    (``scene.UPPER_LID_DARK``).
+    (``scene.UPPER_LID_DARK``). ``beard_shadow`` is a shaved beard's shadow: the hair stubs in
+    the skin of the beard area take up to BEARD_SHADOW_COVER of its albedo at 1, in the beard
+    hairs' colour ``beard_shadow_rgb`` (so it shows with dark hair on fair skin, and hardly with
+    fair or grey hair or on dark skin); 0 for women.
     """
 
     fitzpatrick: float
@@ -207,6 +210,26 @@ class AppearanceParams:
     clothing_pattern: str = "solid"
     clothing_rgb2: tuple = (0.5, 0.5, 0.5)
     clothing_scale_m: float = 0.02
+    beard_shadow: float = 0.0
+    beard_shadow_rgb: tuple = (0.02, 0.015, 0.012)
+
+
+# A shaved beard's shadow: the hair stubs under and just above the skin of the beard area cover
+# up to this share of it (a day's regrowth on a dense beard). The amount drawn for a man runs
+# from BEARD_SHADOW_MIN (a close shave) to 1.
+BEARD_SHADOW_COVER = 0.22
+BEARD_SHADOW_MIN = 0.2
+# The skin over the stubs scatters blue light back before it reaches them, so dark stubs read
+# blue-grey through it, as veins do: the shadow's colour is the hairs' taken this far toward
+# BEARD_SHADOW_BLUE.
+BEARD_SHADOW_BLUE = (0.10, 0.12, 0.16)
+BEARD_SHADOW_BLUE_SHARE = 0.4
+
+
+def beard_shadow_rgb(hair_rgb) -> tuple:
+    """Linear-RGB colour a shaved beard's stubs of this hair colour give the skin."""
+    rgb = (1.0 - BEARD_SHADOW_BLUE_SHARE) * np.asarray(hair_rgb, dtype=float)
+    return _rgb(rgb + BEARD_SHADOW_BLUE_SHARE * np.asarray(BEARD_SHADOW_BLUE))
 
 
 def skin_albedo(fitzpatrick: float) -> np.ndarray:
@@ -331,6 +354,8 @@ def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years
         clothing_rgb2=_rgb(clothing2),
         clothing_scale_m=float(rng.uniform(0.006, 0.04)),
         lash_line=float(rng.uniform(0.45, 0.85)),
+        # Drawn last and for everyone, so it changes none of the draws above; men only.
+        beard_shadow=float(rng.uniform(BEARD_SHADOW_MIN, 1.0)) * float(np.clip((g - 0.5) / 0.3, 0.0, 1.0)),
     )
 
 
@@ -363,7 +388,7 @@ def _falloff(dist: np.ndarray, inner: float, outer: float) -> np.ndarray:
 
 
 def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex: np.ndarray,
-                     ear_vertex: np.ndarray) -> dict:
+                     ear_vertex: np.ndarray, beard_area: np.ndarray | None = None) -> dict:
     """Per-vertex maps that place wrinkles, redness and makeup on the skin.
 
     verts_head: (V, 3) neutral mesh in the head frame (metres; x subject's left, y up, z out);
@@ -374,7 +399,9 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
       rf_zone_b: (forehead, crow's-feet, under-eye) wrinkle weights;
       rf_zone_c: (eyelid, eyeliner line, natural lash line) weights: the eyeliner line runs past
         the outer corner, the natural one follows the lid margins (lower lid at 0.45);
-      rf_lines: (crow's-feet angle in rad, nasolabial distance, under-eye crease distance) in metres.
+      rf_lines: (crow's-feet angle in rad, nasolabial distance, under-eye crease distance) in metres;
+      rf_zone_d: (beard area, 0, 0): ``beard_area`` (V,) in [0, 1], where a full beard grows
+        (hair.beard_area_weights); 0 everywhere when it is not given.
     """
     lm = landmarks
     x, y, z = verts_head.T
@@ -440,5 +467,6 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
         "rf_zone_b": np.c_[forehead * front, crow * front, under_zone * front],
         "rf_zone_c": np.c_[eyelid * front, lash * front, np.maximum(lash_upper, 0.45 * lash_lower) * front],
         "rf_lines": np.c_[crow_angle, naso + 0.05 * (1.0 - front), under + 0.05 * (1.0 - front)],
+        "rf_zone_d": np.c_[np.zeros(n) if beard_area is None else beard_area, np.zeros(n), np.zeros(n)],
     }
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in maps.items()}

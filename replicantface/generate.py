@@ -23,7 +23,7 @@ from replicantface.accessories import (
     hair_cover,
     sample_accessories,
 )
-from replicantface.appearance import AppearanceParams, sample_appearance
+from replicantface.appearance import AppearanceParams, beard_shadow_rgb, sample_appearance
 from replicantface.camera import (
     CameraParams,
     PostParams,
@@ -119,8 +119,12 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
     accessories = sample_accessories(rng["accessories"], cfg.accessories)
     hair = sample_hair(rng["hair"], cfg.hair, identity.age_years, identity.gender,
                        appearance.fitzpatrick)
-    # The brow skin's tint matches the brow hairs.
-    appearance = dataclasses.replace(appearance, brow_rgb=melanin_rgb(hair.brow_melanin, hair.redness))
+    # The brow skin's tint matches the brow hairs; a shaved beard's shadow takes the beard
+    # hairs' colour, and white stubs cast none.
+    appearance = dataclasses.replace(
+        appearance, brow_rgb=melanin_rgb(hair.brow_melanin, hair.redness),
+        beard_shadow=appearance.beard_shadow * (1.0 - hair.beard_grey),
+        beard_shadow_rgb=beard_shadow_rgb(melanin_rgb(hair.beard_melanin, hair.redness)))
     expression = sample_expression(rng["expression"], cfg.expression)
     if variation == 0:
         expression = ExpressionParams({}, 0.0, 0.0)

@@ -940,6 +940,38 @@ def _beard_mask(kind: str, pos: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return ((y < cheek_y) & neck_ok & (ax < sideburn_x + 0.02)) | moustache
 
 
+def beard_area_weights(verts_head: np.ndarray, faces: np.ndarray, face_classes: np.ndarray,
+                       lm: np.ndarray, smoothing: int = 2) -> np.ndarray:
+    """(V,) float32 in [0, 1]: where a full beard grows, per vertex of the neutral mesh (head
+    frame, metres; lm the neutral iBUG-68 landmarks), for the skin shader's shaved-beard shadow.
+
+    The full beard's area (``_beard_mask``) on the skin and neck, with its edge
+    softened over ``smoothing`` rings of neighbours; vertices of the lips and of anything but
+    skin and neck stay 0, so the shadow never tints the vermilion.
+    """
+    n = len(verts_head)
+    on_skin = np.isin(face_classes, [int(SegClass.SKIN), int(SegClass.NECK)])
+    allowed = np.zeros(n, dtype=bool)
+    allowed[faces[on_skin].ravel()] = True
+    allowed[faces[~on_skin].ravel()] = False  # border vertices (lips, ears, hairline) stay bare
+    weight = (_beard_mask("full", verts_head, lm) & allowed).astype(np.float64)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    keep = allowed.astype(np.float64)
+
+    def ring_sum(values: np.ndarray) -> np.ndarray:
+        total = values.copy()
+        np.add.at(total, edges[:, 0], values[edges[:, 1]])
+        np.add.at(total, edges[:, 1], values[edges[:, 0]])
+        return total
+
+    # Averaged over allowed neighbours only, so a narrow strip (the upper lip between nose and
+    # lips) keeps its full weight and only the edge toward bare skin softens.
+    count = np.maximum(ring_sum(keep), 1.0)
+    for _ in range(smoothing):
+        weight = ring_sum(weight * keep) / count
+    return (weight * keep).astype(np.float32)
+
+
 _BEARD_COUNTS = {"stubble": 9000, "moustache": 1500, "goatee": 3000, "chin_strap": 2500, "full": 6000}
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from replicantface import cycles_device, labels, mpfb_materials, regions
 from replicantface.appearance import (
+    BEARD_SHADOW_COVER,
     CLOTHING_CUTS,
     CLOTHING_PATTERNS,
     AppearanceParams,
@@ -33,6 +34,7 @@ from replicantface.camera import SENSOR_MM, CameraParams
 from replicantface.classes import SegClass
 from replicantface.config import QualityPreset
 from replicantface.cycles_device import RenderResult
+from replicantface.hair import beard_area_weights
 from replicantface.lighting import (
     BACKDROP_PATTERNS,
     EXTRA_LIGHT_KINDS,
@@ -257,6 +259,7 @@ _SKIN_PARAMS = {
     "lipstick": 0.0, "lipstick_rgb": (0.45, 0.03, 0.05), "eyeshadow": 0.0,
     "eyeshadow_rgb": (0.2, 0.12, 0.08), "eyeliner": 0.0, "eyeliner_rgb": (0.015, 0.012, 0.012),
     "blush": 0.0, "blush_rgb": (0.75, 0.3, 0.3),
+    "beard_shadow": 0.0, "beard_shadow_rgb": (0.02, 0.015, 0.012),
 }
 
 # The upper lid's share of ``under_eye_dark``: the thin lid skin up to the brow is darker and
@@ -324,6 +327,11 @@ def _skin_group(nodes: dict):
     colour = g.mix("OVERLAY", colour, mottle, v["mottling"])
     socket = g.math("ADD", under_zone, g.math("MULTIPLY", eyelid, UPPER_LID_DARK), clamp=True)
     colour = g.mix("MULTIPLY", colour, (0.7, 0.56, 0.6, 1.0), g.math("MULTIPLY", socket, v["under_eye_dark"]))
+    # A shaved beard's shadow: the stubs take a share of the beard area in the hairs' colour,
+    # denser in some patches than others.
+    beard_zone = g.split(g.attribute("rf_zone_d").outputs["Vector"])[0]
+    stubs = g.math("MULTIPLY", beard_zone, g.math("MULTIPLY", v["beard_shadow"], BEARD_SHADOW_COVER))
+    colour = g.mix("MIX", colour, v["beard_shadow_rgb"], g.math("MULTIPLY", stubs, g.smooth(broad, 0.2, 0.8, 0.7, 1.0)))
 
     # Spots: freckles (dense, small, on cheeks and nose), moles (rare, dark), blemishes (red).
     # Each ends multiplied by its amount, so Cycles folds the whole branch away when it is 0.
@@ -619,9 +627,10 @@ def _write_appearance_attributes(mesh, human_model) -> None:
 
     cls = human_model.face_classes
     ears = vertex_mask(np.isin(cls, [SegClass.RIGHT_EAR, SegClass.LEFT_EAR]))
+    landmarks = verts_head[human_model.landmark_indices]
     maps = skin_region_maps(
-        verts_head, verts_head[human_model.landmark_indices],
-        vertex_mask(human_model.part_of_face == "head"), ears)
+        verts_head, landmarks, vertex_mask(human_model.part_of_face == "head"), ears,
+        beard_area=beard_area_weights(verts_head, faces, cls, landmarks))
     for name, values in maps.items():
         attr = mesh.attributes.new(name, "FLOAT_VECTOR", "POINT")
         attr.data.foreach_set("vector", values.ravel())
@@ -923,7 +932,8 @@ def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
         "mottling": params.mottling, "pores": params.pores, "roughness": params.roughness,
         "oiliness": params.oiliness, "freckles": params.freckles, "moles": params.moles,
         "blemishes": params.blemishes, "under_eye_dark": params.under_eye_dark,
-        "lash_line": params.lash_line,
+        "lash_line": params.lash_line, "beard_shadow": params.beard_shadow,
+        "beard_shadow_rgb": tuple(params.beard_shadow_rgb),
         "offset_x": params.detail_offset[0], "offset_y": params.detail_offset[1],
         "offset_z": params.detail_offset[2], "lip_rgb": params.lip_rgb,
         "brow_tint": tuple(np.clip(brow_tint, 0.0, 1.0)), "brow_darkening": params.brow_darkening,

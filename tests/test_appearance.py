@@ -173,6 +173,52 @@ def test_skin_region_maps_sit_on_the_face(human):
     assert not np.any(maps["rf_zone_b"][~head])
 
 
+def test_the_beard_area_covers_chin_jaw_and_upper_lip_and_never_the_lips(human):
+    from replicantface.hair import beard_area_weights
+
+    n = human.neutral
+    verts = labels.transform_points(np.linalg.inv(n.head_to_world), n.vertices)
+    lm = verts[human.landmark_indices]
+    area = beard_area_weights(verts, human.faces, human.face_classes, lm)
+    assert area.shape == (len(verts),) and 0.0 <= area.min() and area.max() <= 1.0
+
+    def nearest(point, classes=(SegClass.SKIN,)):
+        ok = np.zeros(len(verts), dtype=bool)
+        ok[human.faces[np.isin(human.face_classes, classes)].ravel()] = True
+        return int(np.argmin(np.linalg.norm(np.where(ok[:, None], verts, 1e3) - point, axis=1)))
+
+    chin = nearest(lm[8] + [0.0, 0.012, 0.0])
+    jaw = nearest(lm[[4, 5]].mean(axis=0))
+    upper_lip = nearest(lm[[33, 51]].mean(axis=0))  # where a moustache grows
+    assert min(area[chin], area[jaw], area[upper_lip]) > 0.8, (area[chin], area[jaw], area[upper_lip])
+    cheekbone = nearest(lm[[1, 29]].mean(axis=0))
+    forehead = nearest([0.0, lm[19, 1] + 0.03, lm[27, 2]])
+    nose_tip = human.landmark_indices[30]
+    assert area[cheekbone] == 0.0 and area[forehead] == 0.0 and area[nose_tip] == 0.0
+    lips = np.unique(human.faces[np.isin(human.face_classes, [SegClass.TOP_LIP, SegClass.BOTTOM_LIP])])
+    assert not area[lips].any()
+
+
+def test_only_men_draw_a_beard_shadow_and_white_stubs_cast_none():
+    cfg = AppearanceConfig()
+    women = [sample_appearance(np.random.default_rng(i), cfg, 30.0, gender=0.4) for i in range(50)]
+    men = [sample_appearance(np.random.default_rng(i), cfg, 30.0, gender=0.9) for i in range(50)]
+    assert all(a.beard_shadow == 0.0 for a in women)
+    assert all(0.2 <= a.beard_shadow <= 1.0 for a in men) and np.std([a.beard_shadow for a in men]) > 0.1
+    from replicantface import config
+    from replicantface.generate import sample_params
+
+    labels_ = [f"nose-l{i}" for i in range(5)]
+    drawn = [sample_params(3, i, config.load_preset("default"), labels_, ["a.exr"]) for i in range(300)]
+    for p in drawn:
+        if p.identity.gender <= 0.5:
+            assert p.appearance.beard_shadow == 0.0
+        # White stubs cast none; the shadow's colour is the beard hairs' own, tinted blue-grey.
+        assert p.appearance.beard_shadow <= 1.0 - p.hair.beard_grey + 1e-9
+    dark = [p for p in drawn if p.hair.beard_melanin > 0.8]
+    assert dark and all(np.argmax(p.appearance.beard_shadow_rgb) == 2 for p in dark)
+
+
 def test_clothing_cuts_stay_below_the_neck(human):
     verts = human.neutral.vertices
     cuts = regions.clothing_cuts(human, verts)
@@ -285,6 +331,40 @@ def test_rendered_lips_are_redder_than_the_skin_round_them_not_painted(generator
             assert lip_l < skin_l - 3.0, (skin_l, lip_l)
         else:
             assert abs(lip_l - skin_l) < 8.0, (skin_l, lip_l)
+
+
+def test_a_shaved_beard_shadows_chin_and_jaw_and_leaves_lips_and_forehead(generator):
+    """A close frontal man with type-II skin and dark beard hairs, shaved: at beard_shadow 1 the
+    skin between lower lip and chin renders darker than at 0, the forehead and lips as before."""
+    from replicantface.appearance import beard_shadow_rgb
+    from replicantface.hair import melanin_rgb
+
+    base = sample_appearance(np.random.default_rng(1), AppearanceConfig(), 30.0, gender=0.9)
+    plain = dataclasses.replace(base, fitzpatrick=2.0, skin_rgb=tuple(skin_albedo(2.0)), mottling=0.0,
+                                freckles=0.0, moles=0.0, blemishes=0.0, makeup={name: 0.0 for name in MAKEUP},
+                                beard_shadow_rgb=beard_shadow_rgb(melanin_rgb(0.9, 0.1)))
+    renders = []
+    for amount in (0.0, 1.0):
+        p = _frontal(generator, 0, dataclasses.replace(plain, beard_shadow=amount))
+        p = dataclasses.replace(p, expression=ExpressionParams({}, 0.0, 0.0),
+                                camera=dataclasses.replace(p.camera, face_fraction=0.9))
+        renders.append(generator._render_once(p))
+    bare, shaved = renders
+    assert np.array_equal(bare.mask, shaved.mask)
+    lm = bare.labels["landmarks_2d"]
+    yy, xx = np.mgrid[: bare.mask.shape[0], : bare.mask.shape[1]]
+    half = 0.25 * (lm[16, 0] - lm[0, 0])
+    skin = bare.mask == SegClass.SKIN
+    chin = skin & (yy > lm[57, 1] + 2) & (yy < lm[8, 1] - 1) & (np.abs(xx - lm[8, 0]) < half)
+    forehead = skin & (yy < lm[[19, 24], 1].min() - 3) & (np.abs(xx - lm[27, 0]) < half)
+    lips = np.isin(bare.mask, [SegClass.TOP_LIP, SegClass.BOTTOM_LIP])
+    assert chin.sum() > 40 and forehead.sum() > 40 and lips.sum() > 40, (chin.sum(), forehead.sum(), lips.sum())
+
+    def ratio(region):
+        return shaved.rgb[region].astype(float).mean() / bare.rgb[region].astype(float).mean()
+
+    assert ratio(chin) < 0.95, ratio(chin)
+    assert ratio(forehead) > 0.995 and ratio(lips) > 0.98, (ratio(forehead), ratio(lips))
 
 
 def test_every_cut_renders_clothing_below_the_jaw(generator):
