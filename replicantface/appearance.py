@@ -220,16 +220,18 @@ class AppearanceParams:
 BEARD_SHADOW_COVER = 0.22
 BEARD_SHADOW_MIN = 0.2
 # The skin over the stubs scatters blue light back before it reaches them, so dark stubs read
-# blue-grey through it, as veins do: the shadow's colour is the hairs' taken this far toward
-# BEARD_SHADOW_BLUE.
+# blue-grey through it, as veins do: a channel of the shadow's colour darker than the hairs'
+# colour taken BEARD_SHADOW_BLUE_SHARE of the way toward BEARD_SHADOW_BLUE is lifted to it.
+# Fair stubs are lighter than that already and keep their colour.
 BEARD_SHADOW_BLUE = (0.10, 0.12, 0.16)
 BEARD_SHADOW_BLUE_SHARE = 0.4
 
 
 def beard_shadow_rgb(hair_rgb) -> tuple:
     """Linear-RGB colour a shaved beard's stubs of this hair colour give the skin."""
-    rgb = (1.0 - BEARD_SHADOW_BLUE_SHARE) * np.asarray(hair_rgb, dtype=float)
-    return _rgb(rgb + BEARD_SHADOW_BLUE_SHARE * np.asarray(BEARD_SHADOW_BLUE))
+    hair = np.asarray(hair_rgb, dtype=float)
+    toned = hair + BEARD_SHADOW_BLUE_SHARE * (np.asarray(BEARD_SHADOW_BLUE) - hair)
+    return _rgb(np.maximum(hair, toned))
 
 
 def skin_albedo(fitzpatrick: float) -> np.ndarray:

@@ -119,11 +119,12 @@ def sample_params(seed: int, index: int, cfg: GeneratorConfig, change_labels: li
     accessories = sample_accessories(rng["accessories"], cfg.accessories)
     hair = sample_hair(rng["hair"], cfg.hair, identity.age_years, identity.gender,
                        appearance.fitzpatrick)
-    # The brow skin's tint matches the brow hairs; a shaved beard's shadow takes the beard
-    # hairs' colour, and white stubs cast none.
+    # The brow skin's tint matches the brow hairs. A shaved beard's shadow takes the beard
+    # hairs' colour and shows as much as they hold pigment: fully with black stubs, a twelfth
+    # as much with blond ones, not at all with white ones.
     appearance = dataclasses.replace(
         appearance, brow_rgb=melanin_rgb(hair.brow_melanin, hair.redness),
-        beard_shadow=appearance.beard_shadow * (1.0 - hair.beard_grey),
+        beard_shadow=appearance.beard_shadow * (1.0 - hair.beard_grey) * hair.beard_melanin ** 2,
         beard_shadow_rgb=beard_shadow_rgb(melanin_rgb(hair.beard_melanin, hair.redness)))
     expression = sample_expression(rng["expression"], cfg.expression)
     if variation == 0:

@@ -204,15 +204,18 @@ def _get_hair_colour(p):
 
 
 def _put_hair_colour(p, v, wb):
-    """Hair, beard and brows take the middle of the colour's melanin and redness ranges."""
+    """Hair, beard and brows take the middle of the colour's melanin and redness ranges; so do
+    the brow skin's tint and a shaved beard's shadow."""
+    from replicantface.appearance import beard_shadow_rgb
     from replicantface.hair import HAIR_COLOURS as COLOURS
     from replicantface.hair import melanin_rgb
 
     melanin, redness = (float(np.mean(r)) for r in COLOURS[v])
     hair = replace(p.hair, colour=v, melanin=melanin, redness=redness, beard_melanin=melanin,
                    brow_melanin=melanin)
-    return replace(p, hair=hair, appearance=replace(p.appearance,
-                                                    brow_rgb=melanin_rgb(melanin, redness)))
+    rgb = melanin_rgb(melanin, redness)
+    return replace(p, hair=hair, appearance=replace(p.appearance, brow_rgb=rgb,
+                                                    beard_shadow_rgb=beard_shadow_rgb(rgb)))
 
 
 def _hair_field(field: str):
@@ -336,6 +339,8 @@ def build_controls(hdri_names: list[str]) -> dict[str, Control]:
         options=tuple(hair.HAIR_COLOURS))
     add("hair_grey", "appearance", "grey hair", "float", _hair_field("grey"), lo=0.0, hi=1.0, step=0.05)
     add("beard", "appearance", "beard", "choice", _hair_field("beard"), options=hair.BEARDS)
+    add("beard_shadow", "appearance", "beard shadow", "float", _section("appearance", "beard_shadow"),
+        lo=0.0, hi=1.0, step=0.05, note="a shaved beard's stubs in the skin; 0 for none")
     add("brows", "appearance", "brow shape", "choice", _hair_field("brow_shape"),
         options=hair.BROW_SHAPES)
     for slot, options in accessory_slots().items():

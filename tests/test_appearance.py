@@ -213,10 +213,14 @@ def test_only_men_draw_a_beard_shadow_and_white_stubs_cast_none():
     for p in drawn:
         if p.identity.gender <= 0.5:
             assert p.appearance.beard_shadow == 0.0
-        # White stubs cast none; the shadow's colour is the beard hairs' own, tinted blue-grey.
-        assert p.appearance.beard_shadow <= 1.0 - p.hair.beard_grey + 1e-9
-    dark = [p for p in drawn if p.hair.beard_melanin > 0.8]
-    assert dark and all(np.argmax(p.appearance.beard_shadow_rgb) == 2 for p in dark)
+        # As strong as the stubs are pigmented: none when white, faint when blond.
+        assert p.appearance.beard_shadow <= (1.0 - p.hair.beard_grey) * p.hair.beard_melanin ** 2 + 1e-9
+    men = [p for p in drawn if p.identity.gender > 0.8 and p.hair.beard_grey == 0.0]
+    dark = [p.appearance.beard_shadow for p in men if p.hair.beard_melanin > 0.8]
+    fair = [p.appearance.beard_shadow for p in men if p.hair.beard_melanin < 0.4]
+    assert dark and fair and min(dark) > 0.1 and max(fair) < 0.16, (dark, fair)
+    # Dark stubs read blue-grey through the skin.
+    assert all(np.argmax(p.appearance.beard_shadow_rgb) == 2 for p in men if p.hair.beard_melanin > 0.8)
 
 
 def test_clothing_cuts_stay_below_the_neck(human):

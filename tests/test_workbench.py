@@ -428,3 +428,19 @@ def test_rest_pose_is_remembered_per_identity_only(wb):
     posed = human.evaluate(**kwargs, head_rotvec_body=np.array([0.0, 0.3, 0.0]))
     assert not np.array_equal(posed.vertices, rest.vertices)
     assert np.array_equal(human.evaluate(**kwargs).vertices, rest.vertices)
+
+
+def test_the_hair_colour_control_takes_the_brows_and_a_shaved_beards_shadow_with_it():
+    from replicantface import config
+    from replicantface.appearance import beard_shadow_rgb
+    from replicantface.generate import sample_params
+    from replicantface.hair import melanin_rgb
+
+    controls = rfw.build_controls(["a.exr"])
+    base = sample_params(0, 3, config.load_preset("default"), ["nose-l0"], ["a.exr"])
+    black, blond = (rfw.apply_controls(base, {"hair_colour": c}, controls, None) for c in ("black", "blond"))
+    for p in (black, blond):
+        rgb = melanin_rgb(p.hair.beard_melanin, p.hair.redness)
+        assert p.appearance.brow_rgb == rgb and p.appearance.beard_shadow_rgb == beard_shadow_rgb(rgb)
+    assert sum(black.appearance.beard_shadow_rgb) < 0.7 * sum(blond.appearance.beard_shadow_rgb)
+    assert rfw.apply_controls(base, {"beard_shadow": 0.4}, controls, None).appearance.beard_shadow == 0.4
