@@ -64,6 +64,10 @@ LIP_LESS_YELLOW_B = (1.0, 6.0)
 LIP_DARKER_L = (5.0, 11.0)
 LIP_DARKER_L_DARKEST = (-2.0, 2.0)
 LIP_RED_AGE_LOSS = 0.3
+# The yellow taken away stops where the lips' hue angle (atan(b*/a*)) would fall below this:
+# on the coolest fair skin the full range left them purple, near 4 degrees (about 1 face in
+# 120 fell below 10).
+LIP_MIN_HUE_DEG = 10.0
 
 
 def lip_albedo(skin_rgb, lightness: float, age: float, u) -> np.ndarray:
@@ -79,7 +83,14 @@ def lip_albedo(skin_rgb, lightness: float, age: float, u) -> np.ndarray:
         (1.0 - lightness) * np.interp(u[0], [0, 1], LIP_DARKER_L_DARKEST)
     redder = np.interp(u[1], [0, 1], LIP_MORE_RED_A) * (1.0 - LIP_RED_AGE_LOSS * age)
     less_yellow = np.interp(u[2], [0, 1], LIP_LESS_YELLOW_B)
-    return lab_to_linear_rgb([skin[0] - darker, skin[1] + redder, skin[2] - less_yellow])
+    return _lips_from_lab(skin[0] - darker, skin[1] + redder, skin[2] - less_yellow, skin[2])
+
+
+def _lips_from_lab(lightness: float, a: float, b: float, skin_b: float) -> np.ndarray:
+    """Linear RGB of lips at (L*, a*, b*), b* raised (never above the skin's) to keep the hue
+    angle at LIP_MIN_HUE_DEG or more."""
+    floor = min(a * np.tan(np.radians(LIP_MIN_HUE_DEG)), skin_b)
+    return lab_to_linear_rgb([lightness, a, max(b, floor)])
 
 
 def _lip_darkening_range(lightness: float) -> np.ndarray:
@@ -99,8 +110,8 @@ def with_skin(appearance: AppearanceParams, fitzpatrick: float, skin_rgb=None) -
     u = np.clip((old_skin[0] - old_lip[0] - lo) / (hi - lo), 0.0, 1.0)
     lo, hi = _lip_darkening_range((6.0 - np.clip(fitzpatrick, 1.0, 6.0)) / 5.0)
     new_skin = linear_rgb_to_lab(skin_rgb)
-    lip = lab_to_linear_rgb([new_skin[0] - (lo + u * (hi - lo)), new_skin[1] + old_lip[1] - old_skin[1],
-                             new_skin[2] + old_lip[2] - old_skin[2]])
+    lip = _lips_from_lab(new_skin[0] - (lo + u * (hi - lo)), new_skin[1] + old_lip[1] - old_skin[1],
+                         new_skin[2] + old_lip[2] - old_skin[2], new_skin[2])
     return replace(appearance, fitzpatrick=float(fitzpatrick), skin_rgb=_rgb(skin_rgb), lip_rgb=_rgb(lip))
 IRIS_COLOURS = {
     "brown": (0.18, 0.07, 0.02),

@@ -95,9 +95,11 @@ def test_lips_are_redder_and_darker_than_the_skin_with_its_chroma():
     light = np.array([(6.0 - p.fitzpatrick) / 5.0 for p in draws])
     skin_l, skin_c, skin_h = _lch(linear_rgb_to_lab(np.array([p.skin_rgb for p in draws])))
     lip_l, lip_c, lip_h = _lch(linear_rgb_to_lab(np.array([p.lip_rgb for p in draws])))
-    assert (lip_h < skin_h - 8.0).all() and (lip_h > 5.0).all(), (skin_h - lip_h).min()
+    assert (lip_h < skin_h - 8.0).all(), (skin_h - lip_h).min()
+    # Never purple: on the coolest fair skin the lost yellow stops at LIP_MIN_HUE_DEG (10).
+    assert lip_h.min() > 9.99, lip_h.min()
     ratio = lip_c / skin_c
-    assert (ratio > 0.85).all() and (ratio < 1.6).all(), (ratio.min(), ratio.max())
+    assert (ratio > 0.8).all() and (ratio < 1.6).all(), (ratio.min(), ratio.max())
     fair, darkest = light > 0.8, light < 0.1
     assert fair.sum() > 50 and darkest.sum() > 50
     assert (skin_l - lip_l)[fair].min() > 3.0 and (skin_l - lip_l)[fair].mean() > 6.0
