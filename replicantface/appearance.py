@@ -377,7 +377,9 @@ def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years
 
 
 def brow_band(landmarks: np.ndarray, lift_m: float = 0.001) -> dict:
-    """Shape of the skin shader's brow band, from the neutral head's iBUG-68 landmarks
+    """Shape of the skin shader's brow band before any sample's brows are known (the scene's
+    default; each sample's band follows its brow hairs: ``hair.brow_band``), from the neutral
+    head's iBUG-68 landmarks
     (head frame, metres): the centre line y = c0 + c1 |x| + c2 x^2 (a quadratic through both
     brows' landmark lines, raised by ``lift_m``, since they run along the brow's lower half) and
     the |x| of the brow's head (x0) and tail (x1). Evaluated per pixel on ``rf_rest``, so the band

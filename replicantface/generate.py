@@ -39,6 +39,7 @@ from replicantface.hair import (
     BARE_CROWN_STYLES,
     HairParams,
     HairTables,
+    brow_band,
     hair_strands,
     melanin_rgb,
     sample_hair,
@@ -308,6 +309,7 @@ class Generator:
                                world_down_in_head(geo.head_to_world))
         scene_accessories.apply_accessories(self.handles, meshes, geo.head_to_world)
         scene_hair.apply_hair(self.handles, strands, params.hair, geo.head_to_world)
+        self._scene.apply_brow_band(self.handles, brow_band(params.hair, self.hair_tables))
         occluders = []
         for m in meshes:
             see_through = [i for i, (kind, _, _) in enumerate(m.materials) if kind == "lens_clear"]

@@ -348,6 +348,7 @@ class HairTables:
         self.vertex_azimuth = _azimuth_deg(v, self.z_centre)
         self.vertex_ear_dist = ear_tree.query(v)[0]
         self.neutral_y = v[:, 1].copy()
+        self.neutral_head = v
 
         # Beard pool: lower face and front of the neck.
         beard_faces = head & np.isin(cls, [int(SegClass.SKIN), int(SegClass.NECK)])
@@ -1017,6 +1018,7 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
 
 
 _BROW_COUNT_SCALE = 1.8
+BROW_STRAND_RADIUS_M = 0.000075
 _BROW_SPECS = {
     # arch height (m), arch peak s, thickness medial / lateral (m), strand count, length (m)
     "straight": (0.0010, 0.6, 0.0085, 0.0050, 260, 0.0075),
@@ -1064,9 +1066,49 @@ def _brows(params: HairParams, verts, surf: _Surface, tables: HairTables, rng) -
         t = np.linspace(0.0, 1.0, 5)[None, :, None]
         pts = roots[:, None] + t * ln[:, None, None] * d[:, None] - (t ** 2 * 0.3 * ln[:, None, None]) * nrm[:, None]
         pts[:, 1:] = _collide(pts[:, 1:], surf, 0.0004)
-        radius = 0.000075 * (1.0 - 0.6 * np.linspace(0, 1, 5))
+        radius = BROW_STRAND_RADIUS_M * (1.0 - 0.6 * np.linspace(0, 1, 5))
         out[key] = Strands(pts.astype(np.float32), radius.astype(np.float32))
     return out
+
+
+def brow_band(params: HairParams, tables: HairTables) -> dict:
+    """The skin shader's brow band for one sample's brows: where its brow hairs lie on the
+    neutral head (the frame of ``rf_rest``), so the skin darkens under the hairs and not beside
+    them whatever the brow's shape.
+
+    The hairs are grown on the neutral mesh with the sample's strand seed; the band's centre line
+    is a quadratic y = c0 + c1 |x| + c2 x^2 through their points (both brows), x0 and x1
+    the |x| of the brow's head and tail, w0 and w1 its half-width at head and tail: the spread of
+    the hair points about the centre line over the medial and lateral thirds. Head frame metres.
+    The line is fitted to the hairs' median height in 12 slices along the brow.
+    """
+    verts = tables.neutral_head
+    coll = tables.collision_verts
+    surf = _Surface(verts[coll], vertex_normals(verts, tables.faces)[coll])
+    seeds = np.random.default_rng(params.strand_seed).integers(0, 2**31 - 1, size=4)
+    brows = _brows(params, verts, surf, tables, np.random.default_rng(seeds[2]))
+    pts = np.concatenate([s.points.reshape(-1, 3) for s in brows.values()])
+    ax, y = np.abs(pts[:, 0]), pts[:, 1]
+    x0, x1 = np.percentile(ax, [BROW_BAND_END_PCT, 100.0 - BROW_BAND_END_PCT])
+    # Through the median height of the hairs in narrow slices along the brow, so the line runs
+    # through their middle rather than leaning toward where most points are.
+    edges = np.linspace(x0, x1, 13)
+    slot = np.digitize(ax, edges[1:-1])
+    mid_x = np.array([np.median(ax[slot == i]) for i in range(12)])
+    mid_y = np.array([np.median(y[slot == i]) for i in range(12)])
+    c2, c1, c0 = np.polyfit(mid_x, mid_y, 2)
+    off = np.abs(y - np.polyval((c2, c1, c0), ax))
+    third = (x1 - x0) / 3.0
+    w0 = np.percentile(off[ax < x0 + third], BROW_BAND_SPREAD_PCT)
+    w1 = np.percentile(off[ax > x1 - third], BROW_BAND_SPREAD_PCT)
+    return {"brow_c0": float(c0), "brow_c1": float(c1), "brow_c2": float(c2), "brow_x0": float(x0),
+            "brow_x1": float(x1), "brow_w0": float(w0), "brow_w1": float(w1)}
+
+
+# The band runs between these percentiles of the hair points' |x| and is as wide as this
+# percentile of their distance from its centre line (the stray hairs outside stay bare skin).
+BROW_BAND_END_PCT = 3.0
+BROW_BAND_SPREAD_PCT = 80.0
 
 
 def _lashes(params: HairParams, verts, normals, tables: HairTables, rng) -> dict:

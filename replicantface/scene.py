@@ -256,6 +256,7 @@ _SKIN_PARAMS = {
     "wr_forehead": 0.0, "wr_crows_feet": 0.0, "wr_nasolabial": 0.0, "wr_under_eye": 0.0,
     "lip_rgb": (0.36, 0.17, 0.15), "brow_tint": (0.6, 0.55, 0.5), "brow_darkening": 0.3,
     "brow_c0": 0.02, "brow_c1": 0.0, "brow_c2": 0.0, "brow_x0": 0.01, "brow_x1": 0.06,
+    "brow_w0": 0.0042, "brow_w1": 0.0022,
     "lipstick": 0.0, "lipstick_rgb": (0.45, 0.03, 0.05), "eyeshadow": 0.0,
     "eyeshadow_rgb": (0.2, 0.12, 0.08), "eyeliner": 0.0, "eyeliner_rgb": (0.015, 0.012, 0.012),
     "blush": 0.0, "blush_rgb": (0.75, 0.3, 0.3),
@@ -371,13 +372,14 @@ def _skin_group(nodes: dict):
     colour = g.mix("MULTIPLY", colour, (0.72, 0.62, 0.6, 1.0), g.math("MULTIPLY", crease, 0.3))
 
     # Brows: a soft darkening of a band along each brow (the hairs themselves are separate curves).
-    # The band's centre line is a quadratic in |x| (appearance.brow_band), evaluated per pixel;
-    # half-width 4.2 mm at the brow's head, 2.2 mm at its tail.
+    # The band's centre line is a quadratic in |x|, evaluated per pixel; its half-width runs from
+    # brow_w0 at the brow's head to brow_w1 at its tail. Each sample's band lies under its brow
+    # hairs (hair.brow_band, apply_brow_band).
     rx, ry, rz = g.split(rest)
     ax = g.math("ABSOLUTE", rx)
     centre = g.math("MULTIPLY_ADD", g.math("MULTIPLY_ADD", v["brow_c2"], ax, v["brow_c1"]), ax, v["brow_c0"])
     along = g.node("ShaderNodeMapRange", Value=ax, **{"From Min": v["brow_x0"], "From Max": v["brow_x1"]})
-    half = g.math("MULTIPLY_ADD", along.outputs["Result"], -0.002, 0.0042)
+    half = g.math("MULTIPLY_ADD", along.outputs["Result"], g.math("SUBTRACT", v["brow_w1"], v["brow_w0"]), v["brow_w0"])
     across = g.math("DIVIDE", g.math("ABSOLUTE", g.math("SUBTRACT", ry, centre)), half)
     band = g.smooth(across, 0.55, 1.0, 1.0, 0.0)
     band = g.math("MULTIPLY", band, g.smooth(ax, g.math("SUBTRACT", v["brow_x0"], 0.004), v["brow_x0"]))
@@ -961,6 +963,11 @@ def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
              **{f"w_{name}": float(name == params.clothing_pattern) for name in CLOTHING_PATTERNS}}
     _set_params(nodes["cloth"], cloth)
     _apply_clothing_cut(handles, params.clothing_cut)
+
+
+def apply_brow_band(handles: SceneHandles, band: dict) -> None:
+    """Place the skin's brow band (``hair.brow_band``: centre line, ends and half-widths)."""
+    _set_params(handles.shader_nodes["skin"], band)
 
 
 def _set_params(param_nodes: dict, values: dict) -> None:
