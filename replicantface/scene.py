@@ -271,6 +271,13 @@ UPPER_LID_DARK = 0.8
 T_ZONE_OIL_ROUGHNESS = 0.12
 T_ZONE_OIL_SPECULAR = 0.1
 SKIN_MIN_ROUGHNESS = 0.28
+# Forehead lines: the wave's scale (bands about 10 mm apart), and slow noise (this scale, per
+# metre of the neutral head) that shifts them up or down by up to FOREHEAD_LINE_DRIFT_M.
+FOREHEAD_LINE_SCALE = 32.0
+FOREHEAD_LINE_DRIFT_SCALE = 5.0
+FOREHEAD_LINE_DRIFT_M = 0.004
+# The lines arch this much as the brows do (1: parallel to them; 0: level).
+FOREHEAD_LINE_ARCH = 0.6
 # Cavity darkening: skin whose baked openness (``cavity_openness`` within CAVITY_DISTANCE_M) is
 # CAVITY_OPEN_DARK or less takes CAVITY_RGB times its colour; fully open skin keeps its colour.
 CAVITY_DISTANCE_M = 0.015
@@ -353,14 +360,31 @@ def _skin_group(nodes: dict):
     blemishes = spots(110.0, 0.2, v["blemishes"], 0.12)
     colour = g.mix("MULTIPLY", colour, (1.0, 0.55, 0.55, 1.0), blemishes)
 
-    # Wrinkles: forehead lines (horizontal waves), crow's feet (rays round the eye corner),
-    # nasolabial and under-eye creases (distance to a curve); each a groove in the bump.
-    fline = g.node("ShaderNodeTexWave", Vector=p, Scale=32.0, Distortion=3.0, Detail=0.0,
-                   **{"Detail Scale": 1.5})
+    # The brows' centre line (a quadratic in |x| on the neutral head: hair.brow_band), for the
+    # forehead lines here and the brow band further down.
+    rx, ry, rz = g.split(rest)
+    ax = g.math("ABSOLUTE", rx)
+    brow_line = g.math("MULTIPLY_ADD", g.math("MULTIPLY_ADD", v["brow_c2"], ax, v["brow_c1"]), ax, v["brow_c0"])
+
+    # Wrinkles: forehead lines, crow's feet (rays round the eye corner), nasolabial and
+    # under-eye creases (distance to a curve); each a groove in the bump.
+    # Forehead lines arch over each brow as the frontalis folds the skin and run level between
+    # them: bands in the height above the brow line (FOREHEAD_LINE_ARCH of its arch), shifted by slow noise
+    # (and the sample's texture offset), broken along their length, deepest low on the forehead.
+    drift = g.node("ShaderNodeTexNoise", Vector=p, Scale=FOREHEAD_LINE_DRIFT_SCALE, Detail=0.0).outputs["Fac"]
+    ax_brows = g.math("MINIMUM", g.math("MAXIMUM", ax, v["brow_x0"]), v["brow_x1"])  # level between the brows
+    over_brows = g.math("MULTIPLY_ADD", g.math("MULTIPLY_ADD", v["brow_c2"], ax_brows, v["brow_c1"]), ax_brows,
+                        v["brow_c0"])
+    above = g.math("SUBTRACT", ry, over_brows)
+    height = g.sum(g.math("SUBTRACT", ry, g.math("MULTIPLY", over_brows, FOREHEAD_LINE_ARCH)),
+                   g.math("MULTIPLY", drift, FOREHEAD_LINE_DRIFT_M), v["offset_y"])
+    fline = g.node("ShaderNodeTexWave", Vector=g.node("ShaderNodeCombineXYZ", Y=height).outputs[0],
+                   Scale=FOREHEAD_LINE_SCALE, Distortion=0.0, Detail=0.0)
     fline.wave_type, fline.bands_direction = "BANDS", "Y"
     along = g.node("ShaderNodeTexNoise", Vector=p, Scale=22.0, Detail=0.0).outputs["Fac"]
     fore = g.math("MULTIPLY", g.smooth(fline.outputs["Fac"], 0.72, 1.0), g.math("MULTIPLY", forehead, v["wr_forehead"]))
     fore = g.math("MULTIPLY", fore, g.smooth(along, 0.35, 0.65, 0.15, 1.0))
+    fore = g.math("MULTIPLY", fore, g.smooth(above, 0.02, 0.045, 1.0, 0.4))
     wobble = g.node("ShaderNodeTexNoise", Vector=p, Scale=90.0, Detail=0.0).outputs["Fac"]
     ray = g.math("SINE", g.math("MULTIPLY_ADD", crow_angle, 16.0, g.math("MULTIPLY", wobble, 3.0)))
     crows = g.math("MULTIPLY", g.smooth(ray, 0.55, 1.0), g.math("MULTIPLY", crow, v["wr_crows_feet"]))
@@ -375,12 +399,9 @@ def _skin_group(nodes: dict):
     # The band's centre line is a quadratic in |x|, evaluated per pixel; its half-width runs from
     # brow_w0 at the brow's head to brow_w1 at its tail. Each sample's band lies under its brow
     # hairs (hair.brow_band, apply_brow_band).
-    rx, ry, rz = g.split(rest)
-    ax = g.math("ABSOLUTE", rx)
-    centre = g.math("MULTIPLY_ADD", g.math("MULTIPLY_ADD", v["brow_c2"], ax, v["brow_c1"]), ax, v["brow_c0"])
     along = g.node("ShaderNodeMapRange", Value=ax, **{"From Min": v["brow_x0"], "From Max": v["brow_x1"]})
     half = g.math("MULTIPLY_ADD", along.outputs["Result"], g.math("SUBTRACT", v["brow_w1"], v["brow_w0"]), v["brow_w0"])
-    across = g.math("DIVIDE", g.math("ABSOLUTE", g.math("SUBTRACT", ry, centre)), half)
+    across = g.math("DIVIDE", g.math("ABSOLUTE", g.math("SUBTRACT", ry, brow_line)), half)
     band = g.smooth(across, 0.55, 1.0, 1.0, 0.0)
     band = g.math("MULTIPLY", band, g.smooth(ax, g.math("SUBTRACT", v["brow_x0"], 0.004), v["brow_x0"]))
     band = g.math("MULTIPLY", band, g.smooth(ax, v["brow_x1"], g.math("ADD", v["brow_x1"], 0.005), 1.0, 0.0))
