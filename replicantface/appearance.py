@@ -392,6 +392,11 @@ def brow_band(landmarks: np.ndarray, lift_m: float = 0.001) -> dict:
             "brow_x0": float(ax.min()), "brow_x1": float(ax.max())}
 
 
+# The neck zone (skin_region_maps): from this far below the jaw line (metres) it starts, and
+# from this far it is whole.
+NECK_BELOW_JAW_M = (0.004, 0.024)
+
+
 def _smooth(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
@@ -415,8 +420,9 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
       rf_zone_c: (eyelid, eyeliner line, natural lash line) weights: the eyeliner line runs past
         the outer corner, the natural one follows the lid margins (lower lid at 0.45);
       rf_lines: (crow's-feet angle in rad, nasolabial distance, under-eye crease distance) in metres;
-      rf_zone_d: (beard area, 0, 0): ``beard_area`` (V,) in [0, 1], where a full beard grows
-        (hair.beard_area_weights); 0 everywhere when it is not given.
+      rf_zone_d: (beard area, neck, 0): ``beard_area`` (V,) in [0, 1], where a full beard grows
+        (hair.beard_area_weights; 0 everywhere when it is not given); neck: 1 from
+        NECK_BELOW_JAW_M[1] below the jaw line (landmarks 3-13) down, 0 above NECK_BELOW_JAW_M[0].
     """
     lm = landmarks
     x, y, z = verts_head.T
@@ -475,6 +481,13 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
     brow_top = lm[17:27, 1].max()
     forehead = (_smooth((y - brow_top - 0.008) / 0.012) * _falloff(y - brow_top, 0.045, 0.07)
                 * _falloff(np.abs(x), 0.035, 0.06))
+    # Neck: below the jaw line, from one angle of the jaw round the chin to the other (landmarks
+    # 3-13, whose x rises monotonically), and level with the angles beyond them: the contour's
+    # upper points (0-2, 14-16) run up the cheek in front of the ear.
+    jaw = lm[3:14]
+    jaw_y = np.interp(x, jaw[:, 0], jaw[:, 1])
+    below = jaw_y - y
+    neck = _smooth((below - NECK_BELOW_JAW_M[0]) / (NECK_BELOW_JAW_M[1] - NECK_BELOW_JAW_M[0]))
     ear = ear_vertex.astype(float)
     maps = {
         "rf_rest": verts_head,
@@ -482,6 +495,6 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
         "rf_zone_b": np.c_[forehead * front, crow * front, under_zone * front],
         "rf_zone_c": np.c_[eyelid * front, lash * front, np.maximum(lash_upper, 0.45 * lash_lower) * front],
         "rf_lines": np.c_[crow_angle, naso + 0.05 * (1.0 - front), under + 0.05 * (1.0 - front)],
-        "rf_zone_d": np.c_[np.zeros(n) if beard_area is None else beard_area, np.zeros(n), np.zeros(n)],
+        "rf_zone_d": np.c_[np.zeros(n) if beard_area is None else beard_area, neck, np.zeros(n)],
     }
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in maps.items()}

@@ -271,6 +271,16 @@ UPPER_LID_DARK = 0.8
 T_ZONE_OIL_ROUGHNESS = 0.12
 T_ZONE_OIL_SPECULAR = 0.1
 SKIN_MIN_ROUGHNESS = 0.28
+# The neck and body (appearance.NECK_BELOW_JAW_M) carry no sebum: this much rougher and this
+# much less specular than the face, so a grazing light sheens on them without the lacquered glint.
+NECK_ROUGHNESS_ADD = 0.15
+NECK_SPECULAR_DROP = 0.2
+# Skin relief (the bump's height at pores 1): fine pores (noise at SKIN_PORE_SCALE per metre)
+# and a coarser grain (SKIN_GRAIN_SCALE); they shade the bump and leave the colour alone.
+SKIN_PORE_SCALE = 1600.0
+SKIN_PORE_HEIGHT = 0.05
+SKIN_GRAIN_SCALE = 320.0
+SKIN_GRAIN_HEIGHT = 0.0125
 # Forehead lines: the wave's scale (bands about 10 mm apart), and slow noise (this scale, per
 # metre of the neutral head) that shifts them up or down by up to FOREHEAD_LINE_DRIFT_M.
 FOREHEAD_LINE_SCALE = 32.0
@@ -337,7 +347,7 @@ def _skin_group(nodes: dict):
     colour = g.mix("MULTIPLY", colour, (0.7, 0.56, 0.6, 1.0), g.math("MULTIPLY", socket, v["under_eye_dark"]))
     # A shaved beard's shadow: the stubs take a share of the beard area in the hairs' colour,
     # denser in some patches than others.
-    beard_zone = g.split(g.attribute("rf_zone_d").outputs["Vector"])[0]
+    beard_zone, neck, _ = g.split(g.attribute("rf_zone_d").outputs["Vector"])
     stubs = g.math("MULTIPLY", beard_zone, g.math("MULTIPLY", v["beard_shadow"], BEARD_SHADOW_COVER))
     colour = g.mix("MIX", colour, v["beard_shadow_rgb"], g.math("MULTIPLY", stubs, g.smooth(broad, 0.2, 0.8, 0.7, 1.0)))
 
@@ -428,20 +438,23 @@ def _skin_group(nodes: dict):
     # only the lips go glossier.
     rough = g.math("MULTIPLY_ADD", broad, 0.12, g.math("SUBTRACT", rough, 0.06))
     rough = g.math("MAXIMUM", rough, SKIN_MIN_ROUGHNESS)
+    rough = g.math("MULTIPLY_ADD", neck, NECK_ROUGHNESS_ADD, rough)
     lip_gloss = g.math("MULTIPLY", lip, g.math("MULTIPLY_ADD", v["lipstick"], 0.12, 0.1))
     rough = g.math("MAXIMUM", g.math("SUBTRACT", rough, lip_gloss), 0.15)
 
     # One bump (Cycles evaluates its height graph three times): pores and skin grain, minus the
     # wrinkle grooves, plus under-eye bags.
-    fine = g.node("ShaderNodeTexNoise", Vector=p, Scale=1600.0, Detail=0.0).outputs["Fac"]
-    grain = g.node("ShaderNodeTexNoise", Vector=p, Scale=320.0, Detail=1.0).outputs["Fac"]
-    pores = g.math("MULTIPLY", g.math("MULTIPLY_ADD", grain, 0.25, fine), g.math("MULTIPLY", v["pores"], 0.05))
+    fine = g.node("ShaderNodeTexNoise", Vector=p, Scale=SKIN_PORE_SCALE, Detail=0.0).outputs["Fac"]
+    grain = g.node("ShaderNodeTexNoise", Vector=p, Scale=SKIN_GRAIN_SCALE, Detail=1.0).outputs["Fac"]
+    relief = g.math("MULTIPLY_ADD", grain, SKIN_GRAIN_HEIGHT, g.math("MULTIPLY", fine, SKIN_PORE_HEIGHT))
+    pores = g.math("MULTIPLY", relief, v["pores"])
     height = g.sum(pores, g.math("MULTIPLY", bag, 0.6), g.math("MULTIPLY", crease, -1.0))
     bump = g.node("ShaderNodeBump", Strength=1.0, Distance=0.0006, Height=height)
     bsdf = g.node("ShaderNodeBsdfPrincipled", **{
         "Base Color": colour, "Roughness": rough, "Normal": bump.outputs["Normal"],
         "Subsurface Weight": 0.3, "Subsurface Scale": 0.004, "IOR": 1.4,
-        "Specular IOR Level": g.math("MULTIPLY_ADD", oil, T_ZONE_OIL_SPECULAR, 0.5),
+        "Specular IOR Level": g.sum(g.math("MULTIPLY", oil, T_ZONE_OIL_SPECULAR),
+                                    g.math("MULTIPLY_ADD", neck, -NECK_SPECULAR_DROP, 0.5)),
         "Coat Weight": g.math("MULTIPLY", lip, 0.15), "Coat Roughness": 0.2})
     bsdf.subsurface_method = "BURLEY"
     bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)

@@ -175,6 +175,34 @@ def test_skin_region_maps_sit_on_the_face(human):
     assert not np.any(maps["rf_zone_b"][~head])
 
 
+def test_the_neck_zone_is_the_skin_below_the_jaw(human):
+    n = human.neutral
+    verts = labels.transform_points(np.linalg.inv(n.head_to_world), n.vertices)
+    lm = verts[human.landmark_indices]
+    head = np.zeros(len(verts), dtype=bool)
+    head[human.faces[human.part_of_face == "head"].ravel()] = True
+    neck = skin_region_maps(verts, lm, head, np.zeros(len(verts), dtype=bool))["rf_zone_d"][:, 1]
+    skin = np.zeros(len(verts), dtype=bool)
+    skin[human.faces[np.isin(human.face_classes, [SegClass.SKIN, SegClass.NECK])].ravel()] = True
+
+    def nearest(point):
+        return int(np.argmin(np.linalg.norm(np.where(skin[:, None], verts, 1e3) - point, axis=1)))
+
+    # The face, the jaw's edge and the chin keep the face's gloss...
+    face = [human.landmark_indices[i] for i in (8, 4, 12, 30, 48, 54)]
+    face += [nearest(lm[[2, 31]].mean(axis=0)), nearest([0.0, lm[19, 1] + 0.03, lm[27, 2]])]
+    assert np.all(neck[face] == 0.0), neck[face]
+    # ...and the neck all round, 3-4 cm below the chin (throat, sides and nape), is neck.
+    ring = skin & (verts[:, 1] < lm[8, 1] - 0.03) & (verts[:, 1] > lm[8, 1] - 0.04)
+    assert ring.sum() > 20 and np.all(neck[ring] == 1.0), np.sort(neck[ring])[:5]
+    assert np.ptp(verts[ring, 0]) > 0.08 and np.ptp(verts[ring, 2]) > 0.08  # a ring, not a patch
+    # The whole face in front of the jaw's angles, down to the chin, keeps most of its gloss.
+    face_front = head & skin & (verts[:, 1] > lm[8, 1]) & (verts[:, 2] > lm[[3, 13], 2].max())
+    assert face_front.sum() > 500 and neck[face_front].max() < 0.5, neck[face_front].max()
+    # None of the head's skin above the jaw's angles (the cheek in front of and below the ear).
+    assert not np.any(neck[head & skin & (verts[:, 1] > lm[[3, 13], 1].max())])
+
+
 def test_the_beard_area_covers_chin_jaw_and_upper_lip_and_never_the_lips(human):
     from replicantface.hair import beard_area_weights
 
