@@ -392,6 +392,9 @@ def brow_band(landmarks: np.ndarray, lift_m: float = 0.001) -> dict:
             "brow_x0": float(ax.min()), "brow_x1": float(ax.max())}
 
 
+# Crow's feet (skin_region_maps): the fan's centre angle (radians from level, + up), and its
+# half-width: whole within the first, gone beyond the second.
+CROWS_FEET_FAN_RAD = (-0.15, 0.35, 0.6)
 # The neck zone (skin_region_maps): from this far below the jaw line (metres) it starts, and
 # from this far it is whole.
 NECK_BELOW_JAW_M = (0.004, 0.024)
@@ -449,8 +452,11 @@ def skin_region_maps(verts_head: np.ndarray, landmarks: np.ndarray, head_vertex:
         cheek = np.maximum(cheek, _falloff(np.linalg.norm((xy - cheek_c) * [1.0, 1.3], axis=1), 0.003, 0.036) * side)
         d_corner = np.linalg.norm(xy - outer[:2], axis=1)
         lateral = _smooth((s * (x - outer[0]) + 0.004) / 0.006)
-        crow = np.maximum(crow, _falloff(np.abs(d_corner - 0.016), 0.004, 0.011) * lateral * side)
-        ang = np.arctan2(y - outer[1], s * (x - outer[0]))
+        ang = np.arctan2(y - outer[1], s * (x - outer[0]))  # 0: level and lateral, pi/2: up
+        # Crow's feet fan out from the outer corner over the temple and the top of the cheek, not
+        # up over the lid toward the brow's tail: only rays within CROWS_FEET_FAN_RAD of level.
+        fan = _falloff(np.abs(ang - CROWS_FEET_FAN_RAD[0]), *CROWS_FEET_FAN_RAD[1:])
+        crow = np.maximum(crow, _falloff(np.abs(d_corner - 0.016), 0.004, 0.011) * lateral * fan * side)
         crow_angle = np.where(side, ang, crow_angle)
         # Nasolabial fold: from above the nose wing, past the mouth corner.
         fold = np.array([wing[:2] + [s * 0.006, 0.004], corner[:2] + [s * 0.008, -0.002],

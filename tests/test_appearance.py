@@ -173,6 +173,13 @@ def test_skin_region_maps_sit_on_the_face(human):
     assert maps["rf_zone_b"][forehead, 0] > 0.8 and maps["rf_zone_b"][chin, 0] == 0.0
     assert maps["rf_zone_a"][cheek, 0] > 0.3 and maps["rf_zone_a"][forehead, 0] == 0.0
     assert not np.any(maps["rf_zone_b"][~head])
+    # Crow's feet fan out from each eye's outer corner over the temple, not up the lid under the
+    # brow's tail.
+    for corner, tail, out in ((36, 17, -1.0), (45, 26, 1.0)):
+        temple = nearest(lm[corner] + [out * 0.012, -0.002, -0.008])
+        lid = nearest(lm[[corner, tail]].mean(axis=0))
+        assert maps["rf_zone_b"][temple, 1] > 0.4 and maps["rf_zone_b"][lid, 1] < 0.1, (
+            maps["rf_zone_b"][temple, 1], maps["rf_zone_b"][lid, 1])
 
 
 def test_the_neck_zone_is_the_skin_below_the_jaw(human):
