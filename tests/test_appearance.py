@@ -154,14 +154,19 @@ def human(generator):
     return generator.human
 
 
-def test_skin_region_maps_sit_on_the_face(human):
+@pytest.fixture(scope="module")
+def neutral_maps(human):
+    """The neutral mesh in the head frame, its landmarks, its head vertices and its region maps."""
     n = human.neutral
     verts = labels.transform_points(np.linalg.inv(n.head_to_world), n.vertices)
     lm = verts[human.landmark_indices]
     head = np.zeros(len(verts), dtype=bool)
     head[human.faces[human.part_of_face == "head"].ravel()] = True
-    none = np.zeros(len(verts), dtype=bool)
-    maps = skin_region_maps(verts, lm, head, none)
+    return verts, lm, head, skin_region_maps(verts, lm, head, np.zeros(len(verts), dtype=bool))
+
+
+def test_skin_region_maps_sit_on_the_face(human, neutral_maps):
+    verts, lm, head, maps = neutral_maps
     assert all(m.shape == (len(verts), 3) and m.dtype == np.float32 for m in maps.values())
 
     def nearest(point):
@@ -182,13 +187,9 @@ def test_skin_region_maps_sit_on_the_face(human):
             maps["rf_zone_b"][temple, 1], maps["rf_zone_b"][lid, 1])
 
 
-def test_the_neck_zone_is_the_skin_below_the_jaw(human):
-    n = human.neutral
-    verts = labels.transform_points(np.linalg.inv(n.head_to_world), n.vertices)
-    lm = verts[human.landmark_indices]
-    head = np.zeros(len(verts), dtype=bool)
-    head[human.faces[human.part_of_face == "head"].ravel()] = True
-    neck = skin_region_maps(verts, lm, head, np.zeros(len(verts), dtype=bool))["rf_zone_d"][:, 1]
+def test_the_neck_zone_is_the_skin_below_the_jaw(human, neutral_maps):
+    verts, lm, head, maps = neutral_maps
+    neck = maps["rf_zone_d"][:, 1]
     skin = np.zeros(len(verts), dtype=bool)
     skin[human.faces[np.isin(human.face_classes, [SegClass.SKIN, SegClass.NECK])].ravel()] = True
 
