@@ -1020,22 +1020,31 @@ def _build_glasses(head: _Head, ch: AccessoryChoice, spec: AccessorySpec, b: _Bu
         b.add(v, f, frame_mat)
 
 
+# The sport lens's outline, millimetres from the lens's centre line (x) against millimetres above
+# the pupils (y): an upper edge that runs at the brows and drops at the temples, and a lower edge
+# that dips under each eye and rises into a nose cut-out, as on wrap-around sports sunglasses.
+_SPORT_X_MM = (0.0, 5.0, 10.0, 16.0, 24.0, 34.0, 46.0, 56.0, 64.0, 70.0)
+_SPORT_TOP_MM = (15.0, 16.0, 18.0, 20.0, 21.0, 21.0, 20.0, 18.0, 15.0, 11.0)
+_SPORT_BOTTOM_MM = (-2.0, -5.0, -11.0, -17.0, -21.0, -23.0, -21.0, -15.0, -8.0, -1.0)
+
+
 def _build_sport_glasses(head: _Head, ch: AccessoryChoice, spec: AccessorySpec, b: _Builder) -> None:
-    """A single wrap-around shield lens with a top bar and temples."""
+    """A single wrap-around shield lens with a nose cut-out, a top bar and temples."""
     pupils = {s: head.eye[s][np.argmax(head.eye[s][:, 2])] for s in "rl"}
-    cy = float(0.5 * (pupils["l"][1] + pupils["r"][1])) + 0.002
-    half_w = 0.075 + 0.006 * ch.variant
-    h = 0.042
+    cy = float(0.5 * (pupils["l"][1] + pupils["r"][1]))
+    scale = 1.0 + 0.08 * ch.variant
+    half_w = 0.001 * _SPORT_X_MM[-1] * scale
     radius = 0.1  # wrap about a vertical axis
     z_base = float(max(pupils["r"][2], pupils["l"][2])) + 0.012
-    nu, nv = 36, 8
+    nu, nv = 48, 10
     u = np.linspace(-1, 1, nu)
-    v = np.linspace(-1, 1, nv)
+    v = np.linspace(0, 1, nv)
     uu, vv = np.meshgrid(u, v, indexing="ij")
     ang = uu * half_w / radius
-    # Outline: taller at the centre-sides, notch at the nose.
-    height = h * (0.5 + 0.5 * np.cos(np.clip(np.abs(uu) - 0.55, 0, 1) * 2.2)) * (1 - 0.35 * np.exp(-(uu / 0.12) ** 2))
-    yy = cy + vv * height / 2 + 0.35 * h * np.exp(-(uu / 0.12) ** 2) * (vv < 0) * 0.5
+    xs = np.abs(uu) * _SPORT_X_MM[-1]
+    top = 0.001 * scale * np.interp(xs, _SPORT_X_MM, _SPORT_TOP_MM)
+    bottom = 0.001 * scale * np.interp(xs, _SPORT_X_MM, _SPORT_BOTTOM_MM)
+    yy = cy + bottom + (top - bottom) * vv
 
     def surface(z):
         return np.stack([radius * np.sin(ang), yy, z - radius * (1 - np.cos(ang))], -1)

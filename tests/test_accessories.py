@@ -207,6 +207,31 @@ def test_sport_glasses_lens_is_dark_or_mirrored(tables, extreme_heads):
     assert kinds[0.9] == {("lens_mirror", SegClass.GLASSES, (0.7, 0.7, 0.7))}
 
 
+def test_sport_lens_covers_the_eyes_and_clears_the_nose(tables, extreme_heads):
+    """Seen from the front, the shield covers both pupils and reaches below them, spans the
+    bridge of the nose above them, and its nose cut-out leaves the nose below them open."""
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    for ename, verts in extreme_heads:
+        mesh = acc.build_accessories(acc.AccessoryParams((_choice("sunglasses_sport_wrap", 0.3),)), verts,
+                                     tables)[0]
+        lens = np.array([mesh.materials[m][0].startswith("lens") for m in mesh.face_material])
+        tree = BVHTree.FromPolygons(mesh.vertices.tolist(), mesh.faces[lens].tolist(), all_triangles=True)
+        head = acc._Head(verts.astype(np.float64), tables)
+
+        def covered(x, y, tree=tree):
+            return tree.ray_cast(Vector((x, y, 0.5)), Vector((0.0, 0.0, -1.0)))[0] is not None
+
+        for s in "rl":
+            pupil = head.eye[s][np.argmax(head.eye[s][:, 2])]
+            assert covered(pupil[0], pupil[1]), (ename, s)
+            assert covered(pupil[0], pupil[1] - 0.012), (ename, s)  # below the eye
+        pupil_y = float(np.mean([head.eye[s][np.argmax(head.eye[s][:, 2]), 1] for s in "rl"]))
+        assert covered(0.0, pupil_y + 0.01), ename  # the bridge
+        assert not covered(0.0, pupil_y - 0.008), ename  # the nose cut-out
+
+
 def _ray_hits(tree, origin, frame, side, fwd):
     """Whether the ray from ``origin`` along (up, forward, sideways) = (.., fwd, side) in the hat
     ``frame`` (n, e1, e2) hits the BVH tree."""
