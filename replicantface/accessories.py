@@ -1582,7 +1582,8 @@ def _build_mask(head, ch, spec, b) -> None:
     r = fld.radius(d) + 0.0025
     bump = np.zeros_like(r)
     if style == "surgical":
-        bump += 0.0018 * (0.5 + 0.5 * np.sin(vv * 2 * np.pi * 3.5)) * (np.abs(uu) < 0.85)
+        # Three folded pleats: each rises toward its fold and steps back under the next one.
+        bump += 0.003 * np.mod(vv * 3.5, 1.0) * np.clip((0.9 - np.abs(uu)) / 0.1, 0, 1)
         bump += 0.004 * np.exp(-((uu) / 0.5) ** 2) * np.sin(np.pi * vv)
     elif style == "cloth":
         bump += 0.004 * np.exp(-(uu / 0.06) ** 2) * np.sin(np.pi * vv) ** 0.5
