@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from replicantface.classes import SegClass
-from replicantface.labels import vertex_normals
+from replicantface.labels import brow_guide, vertex_normals
 
 HAIRSTYLES = ("bald", "buzz", "short", "side_part", "curly", "long_straight", "ponytail",
               "double_tail", "bun", "bob", "fringe", "afro", "balding")
@@ -362,10 +362,13 @@ class HairTables:
         self.beard_faces = cand
         self.beard_masks = {kind: _beard_mask(kind, pos[keep], lm) for kind in BEARDS[1:]}
 
-        # Brow pools: skin within 12 mm of each brow's landmark line, in front of the eyes.
+        # Brow pools: skin within 12 mm of each brow's guide line, in front of the eyes.
         self.brows = {}
-        for key, idx in (("brow_r", list(range(21, 16, -1))), ("brow_l", list(range(22, 27)))):
-            line = lm[idx]  # medial -> lateral
+        front = head & np.isin(cls, [int(SegClass.SKIN), int(SegClass.RIGHT_BROW), int(SegClass.LEFT_BROW)])
+        for key, side in (("brow_r", "r"), ("brow_l", "l")):
+            gf, gb = _project_front(v, self.faces, np.flatnonzero(front), brow_guide(lm[:, :2], side))
+            guide = _Pool(gf, gb, np.einsum("nk,nkd->nd", gb, v[self.faces[gf]]))
+            line = guide.neutral  # medial -> lateral
             d, s, vv = _brow_coords(centres, line)
             near = head & (d < 0.012) & (s > -0.15) & (s < 1.15) & (centres[:, 2] > line[:, 2].min() - 0.01)
             cand = np.flatnonzero(near & np.isin(cls, [int(SegClass.SKIN), int(SegClass.RIGHT_BROW),
@@ -373,7 +376,7 @@ class HairTables:
             f, b = _area_points(rng, v, self.faces, cand, _BROW_POOL)
             pos = np.einsum("nk,nkd->nd", b, v[self.faces[f]])
             _, s, vv = _brow_coords(pos, line)
-            self.brows[key] = (_Pool(f, b, pos), s, vv, np.array(idx))
+            self.brows[key] = (_Pool(f, b, pos), s, vv, guide)
 
         # Eyelid rims: head-skin vertices shared with the eye cavity, ordered medial -> lateral.
         self.lids = {}
@@ -386,6 +389,29 @@ class HairTables:
         verts = human.neutral.vertices.astype(np.float64) @ inv[:3, :3].T + inv[:3, 3]
         return cls(human.faces, human.face_classes, np.asarray(human.part_of_face), verts,
                    human.landmark_indices)
+
+
+def _project_front(verts: np.ndarray, faces: np.ndarray, cand: np.ndarray, xy: np.ndarray):
+    """The frontmost point of the faces ``cand`` under each frontal (x, y): face index (K,) and
+    barycentric weights (K, 3)."""
+    tri = verts[faces[cand]]
+    out_f, out_b = [], []
+    for p in np.asarray(xy, dtype=float):
+        a, b, c = tri[:, 0, :2], tri[:, 1, :2], tri[:, 2, :2]
+        v0, v1, v2 = b - a, c - a, p - a
+        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+        den = np.where(np.abs(den) < 1e-12, np.nan, den)
+        w1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
+        w2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
+        w0 = 1.0 - w1 - w2
+        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+        if not inside.any():
+            raise ValueError(f"no face under the frontal point {p}")
+        z = np.where(inside, w0 * tri[:, 0, 2] + w1 * tri[:, 1, 2] + w2 * tri[:, 2, 2], -np.inf)
+        k = int(np.argmax(z))
+        out_f.append(cand[k])
+        out_b.append((w0[k], w1[k], w2[k]))
+    return np.array(out_f), np.array(out_b)
 
 
 def _brow_coords(points: np.ndarray, line: np.ndarray):
@@ -1020,23 +1046,25 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
 _BROW_COUNT_SCALE = 1.8
 BROW_STRAND_RADIUS_M = 0.000075
 _BROW_SPECS = {
-    # arch height (m), arch peak s, thickness medial / lateral (m), strand count, length (m)
-    "straight": (0.0010, 0.6, 0.0085, 0.0050, 260, 0.0075),
-    "soft_arch": (0.0025, 0.65, 0.0080, 0.0040, 240, 0.0075),
-    "high_arch": (0.0045, 0.6, 0.0075, 0.0030, 220, 0.007),
-    "rounded": (0.0035, 0.5, 0.0080, 0.0045, 240, 0.0075),
-    "thin": (0.0025, 0.62, 0.0045, 0.0025, 150, 0.006),
-    "bushy": (0.0015, 0.6, 0.0105, 0.0070, 340, 0.009),
+    # arch (m, the middle's rise over the mean shape's), arch peak s, thickness medial / lateral (m),
+    # strand count, length (m)
+    "straight": (-0.0015, 0.5, 0.0085, 0.0050, 260, 0.0075),
+    "soft_arch": (0.0000, 0.6, 0.0080, 0.0040, 240, 0.0075),
+    "high_arch": (0.0020, 0.6, 0.0075, 0.0030, 220, 0.007),
+    "rounded": (0.0010, 0.45, 0.0080, 0.0045, 240, 0.0075),
+    "thin": (0.0005, 0.6, 0.0045, 0.0025, 150, 0.006),
+    "bushy": (0.0000, 0.5, 0.0105, 0.0070, 340, 0.009),
 }
 
 
 def _brows(params: HairParams, verts, surf: _Surface, tables: HairTables, rng) -> dict:
     arch, peak, w_med, w_lat, count, length = _BROW_SPECS[params.brow_shape]
     out = {}
-    for key, (pool, s, v, line_idx) in tables.brows.items():
-        centre_v = arch * np.clip(1.0 - ((s - peak) / np.where(s < peak, peak, 1.0 - peak)) ** 2, -1.0, 1.0)
-        centre_v -= 0.0008  # the landmark line runs along the brow's lower half
+    for key, (pool, s, v, guide) in tables.brows.items():
         width = np.interp(s, [0.0, 0.25, 1.0], [w_med * 0.9, w_med, w_lat])
+        # The guide is the brow's upper edge; the shape's arch is relative to the mean shape's.
+        centre_v = arch * np.clip(1.0 - ((s - peak) / np.where(s < peak, peak, 1.0 - peak)) ** 2, -1.0, 1.0)
+        centre_v -= 0.5 * width
         cand = np.flatnonzero((np.abs(v - centre_v) < 0.6 * width) & (s > -0.02) & (s < 1.05))
         n = min(int(_BROW_COUNT_SCALE * count * (0.4 + 0.6 * params.brow_density)), len(cand))
         # Roots thin out toward the brow's upper and lower margins and along its tail, so the
@@ -1046,7 +1074,7 @@ def _brows(params: HairParams, verts, surf: _Surface, tables: HairTables, rng) -
         idx = rng.choice(cand, size=n, replace=False, p=density / density.sum())
         roots = pool.positions(verts, tables.faces, idx)
         _, nrm = surf.height(roots)
-        line = verts[tables.landmark_indices[line_idx]]
+        line = guide.positions(verts, tables.faces, np.arange(len(guide.face)))
         along = np.gradient(line, axis=0)
         si = np.clip(s[idx], 0.0, 1.0) * (len(line) - 1)
         lo = np.floor(si).astype(int).clip(0, len(line) - 2)

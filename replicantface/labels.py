@@ -143,6 +143,25 @@ def depth_centred_landmarks(landmarks_img: np.ndarray) -> np.ndarray:
     return out
 
 
+# The brow's upper edge, as the iBUG-68 mean shape places brow points 17-21 (lateral -> medial)
+# relative to the eye's corners: u along the outer -> inner corner axis (0 outer, 1 inner corner),
+# w the height above that axis, both in eye widths.
+IBUG_BROW_UW = ((-0.61, 0.51), (-0.27, 0.82), (0.21, 0.93), (0.71, 0.87), (1.19, 0.71))
+
+
+def brow_guide(frontal: np.ndarray, side: str) -> np.ndarray:
+    """(5, 2) points along one brow's upper edge, medial -> lateral, at ``IBUG_BROW_UW`` from
+    the eye corners of ``frontal``: the 68 landmarks in a frontal plane (N, 2), second
+    coordinate up. side: "r" (subject's right) or "l"."""
+    frontal = np.asarray(frontal, dtype=float)
+    outer, inner = (36, 39) if side == "r" else (45, 42)
+    o = frontal[outer]
+    ax = frontal[inner] - o
+    up = np.array([-ax[1], ax[0]])
+    up *= np.sign(up[1])
+    return np.array([o + u * ax + w * up for u, w in IBUG_BROW_UW])[::-1]
+
+
 def distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     """(N,) distance of points (N, D) to the polyline through line (K, D), any dimension D."""
     best = np.full(len(points), np.inf)

@@ -16,9 +16,10 @@ from PIL import Image
 from scipy import sparse
 
 from replicantface.classes import SegClass
-from replicantface.labels import distance_to_polyline, vertex_normals
+from replicantface.labels import brow_guide, distance_to_polyline, vertex_normals
 
-BROW_HALF_WIDTH_M = 0.0055
+BROW_HALF_WIDTH_M = 0.0045
+BROW_EDGE_TO_CENTRE_M = 0.0035  # a typical brow's centre line under its upper edge
 NOSE_TOP_HALF_WIDTH_M = 0.007
 NOSE_WING_PAD_M = 0.004
 COLLAR_BELOW_NECK_M = 0.03
@@ -134,9 +135,11 @@ def _classes_without_top(human, verts: np.ndarray) -> np.ndarray:
     cls[head & lips & (z >= mouth_line_z)] = SegClass.TOP_LIP
     cls[head & lips & (z < mouth_line_z)] = SegClass.BOTTOM_LIP
 
+    # Brows: a band under the brow's upper edge (``labels.brow_guide``, where the brow hairs grow).
     front = y < lm[36:48, 1].max() + 0.01
-    for brow, brow_class in ((lm[17:22], SegClass.RIGHT_BROW), (lm[22:27], SegClass.LEFT_BROW)):
-        near = distance_to_polyline(centres, brow) < BROW_HALF_WIDTH_M
+    for side, brow_class in (("r", SegClass.RIGHT_BROW), ("l", SegClass.LEFT_BROW)):
+        centre = brow_guide(lm[:, [0, 2]], side) - [0.0, BROW_EDGE_TO_CENTRE_M]
+        near = distance_to_polyline(np.c_[x, z], centre) < BROW_HALF_WIDTH_M
         cls[head & near & front & (cls == SegClass.SKIN)] = brow_class
 
     return cls

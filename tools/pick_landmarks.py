@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from replicantface import labels
 from replicantface.labels import FLIP_PERM_68
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,10 +121,6 @@ NOSTRIL_R = 313  # nostril sill, half-way between the wing point and the subnasa
 JAW_TOP_R = [5386, 5734, 869, 912, 895, 894]
 JAW_EVENNESS = 1.0  # weight of even spacing vs. distance to the curve in snap_evenly
 CHIN = 5155  # gnathion: midline vertex whose profile normal points 45 deg downward
-# Brow targets in the frontal (x, z) plane, in eye-corner units: u along the outer->inner
-# corner axis (0 = outer corner, 1 = inner corner), w = height above the corner line in eye
-# widths (iBUG 68 mean-shape proportions).
-BROW_UW = [(-0.61, 0.51), (-0.27, 0.82), (0.21, 0.93), (0.71, 0.87), (1.19, 0.71)]
 
 
 # ----------------------------------------------------------------------------------------
@@ -271,10 +268,8 @@ def pick(v: np.ndarray, topo: Topo, mirror: np.ndarray) -> list[int]:
         lm[k] = int(cand[np.argmin(np.abs(v[cand, 2] - z))])
     lm[31], lm[32], lm[33] = NOSE_WING_R, NOSTRIL_R, SUBNASALE
 
-    # brows: targets in the frontal (x, z) plane relative to the eye corners
-    o, ax = v[lm[36], [0, 2]], v[lm[39], [0, 2]] - v[lm[36], [0, 2]]
-    up_dir = np.array([-ax[1], ax[0]]) * np.sign(ax[0])
-    targets = [o + u * ax + w * up_dir for u, w in BROW_UW]
+    # brows: the iBUG mean shape's brow points, from the eye corners in the frontal (x, z) plane
+    targets = labels.brow_guide(v[np.maximum(lm, 0)][:, [0, 2]], "r")[::-1]
     pool = np.where(topo.skin & (v[:, 1] < -0.12) & (v[:, 2] > eye_z + 0.004) & (v[:, 0] < 0))[0]
     lm[17:22] = snap_evenly(v[:, [0, 2]], pool, np.array(targets), w=0.5)
 
