@@ -281,6 +281,12 @@ SKIN_PORE_SCALE = 1600.0
 SKIN_PORE_HEIGHT = 0.05
 SKIN_GRAIN_SCALE = 320.0
 SKIN_GRAIN_HEIGHT = 0.0125
+# Sheen break-up: skin's highlight is stippled by pore fields and fine lines a few millimetres
+# across, not one smooth lobe. Noise at SKIN_SHEEN_SCALE per metre moves the roughness by up to
+# SKIN_SHEEN_ROUGHNESS either way and scales the specular between 1 -/+ SKIN_SHEEN_SPECULAR.
+SKIN_SHEEN_SCALE = 450.0
+SKIN_SHEEN_ROUGHNESS = 0.1
+SKIN_SHEEN_SPECULAR = 0.4
 # Forehead lines: the wave's scale (bands about 10 mm apart), and slow noise (this scale, per
 # metre of the neutral head) that shifts them up or down by up to FOREHEAD_LINE_DRIFT_M.
 FOREHEAD_LINE_SCALE = 32.0
@@ -437,6 +443,9 @@ def _skin_group(nodes: dict):
     # Skin stays at least SKIN_MIN_ROUGHNESS (oily skin sheens, it does not shine like wet paint);
     # only the lips go glossier.
     rough = g.math("MULTIPLY_ADD", broad, 0.12, g.math("SUBTRACT", rough, 0.06))
+    stipple = g.smooth(g.node("ShaderNodeTexNoise", Vector=p, Scale=SKIN_SHEEN_SCALE, Detail=3.0,
+                              Roughness=0.65).outputs["Fac"], 0.3, 0.7, -1.0, 1.0)
+    rough = g.math("MULTIPLY_ADD", stipple, SKIN_SHEEN_ROUGHNESS, rough)
     rough = g.math("MAXIMUM", rough, SKIN_MIN_ROUGHNESS)
     rough = g.math("MULTIPLY_ADD", neck, NECK_ROUGHNESS_ADD, rough)
     lip_gloss = g.math("MULTIPLY", lip, g.math("MULTIPLY_ADD", v["lipstick"], 0.12, 0.1))
@@ -453,8 +462,9 @@ def _skin_group(nodes: dict):
     bsdf = g.node("ShaderNodeBsdfPrincipled", **{
         "Base Color": colour, "Roughness": rough, "Normal": bump.outputs["Normal"],
         "Subsurface Weight": 0.3, "Subsurface Scale": 0.004, "IOR": 1.4,
-        "Specular IOR Level": g.sum(g.math("MULTIPLY", oil, T_ZONE_OIL_SPECULAR),
-                                    g.math("MULTIPLY_ADD", neck, -NECK_SPECULAR_DROP, 0.5)),
+        "Specular IOR Level": g.math("MULTIPLY", g.math("MULTIPLY_ADD", stipple, -SKIN_SHEEN_SPECULAR, 1.0),
+                                     g.sum(g.math("MULTIPLY", oil, T_ZONE_OIL_SPECULAR),
+                                           g.math("MULTIPLY_ADD", neck, -NECK_SPECULAR_DROP, 0.5))),
         "Coat Weight": g.math("MULTIPLY", lip, 0.15), "Coat Roughness": 0.2})
     bsdf.subsurface_method = "BURLEY"
     bsdf.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
