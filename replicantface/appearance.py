@@ -183,7 +183,9 @@ class AppearanceParams:
     (``scene.UPPER_LID_DARK``). ``beard_shadow`` is a shaved beard's shadow: the hair stubs in
     the skin of the beard area take up to BEARD_SHADOW_COVER of its albedo at 1, in the beard
     hairs' colour ``beard_shadow_rgb`` (so it shows with dark hair on fair skin, and hardly with
-    fair or grey hair or on dark skin); 0 for women.
+    fair or grey hair or on dark skin); 0 for women. ``sheen_stipple`` breaks the skin's
+    highlight into millimetre-scale glints (``scene.SKIN_SHEEN_*``): 1 by default, 0 for one
+    smooth lobe; it is not drawn.
     """
 
     fitzpatrick: float
@@ -223,6 +225,7 @@ class AppearanceParams:
     clothing_scale_m: float = 0.02
     beard_shadow: float = 0.0
     beard_shadow_rgb: tuple = (0.02, 0.015, 0.012)
+    sheen_stipple: float = 1.0
 
 
 # A shaved beard's shadow: the hair stubs under and just above the skin of the beard area cover

@@ -260,7 +260,7 @@ _SKIN_PARAMS = {
     "lipstick": 0.0, "lipstick_rgb": (0.45, 0.03, 0.05), "eyeshadow": 0.0,
     "eyeshadow_rgb": (0.2, 0.12, 0.08), "eyeliner": 0.0, "eyeliner_rgb": (0.015, 0.012, 0.012),
     "blush": 0.0, "blush_rgb": (0.75, 0.3, 0.3),
-    "beard_shadow": 0.0, "beard_shadow_rgb": (0.02, 0.015, 0.012),
+    "beard_shadow": 0.0, "beard_shadow_rgb": (0.02, 0.015, 0.012), "sheen_stipple": 1.0,
 }
 
 # The upper lid's share of ``under_eye_dark``: the thin lid skin up to the brow is darker and
@@ -283,7 +283,8 @@ SKIN_GRAIN_SCALE = 320.0
 SKIN_GRAIN_HEIGHT = 0.0125
 # Sheen break-up: skin's highlight is stippled by pore fields and fine lines a few millimetres
 # across, not one smooth lobe. Noise at SKIN_SHEEN_SCALE per metre moves the roughness by up to
-# SKIN_SHEEN_ROUGHNESS either way and scales the specular between 1 -/+ SKIN_SHEEN_SPECULAR.
+# SKIN_SHEEN_ROUGHNESS either way and scales the specular between 1 -/+ SKIN_SHEEN_SPECULAR, both
+# times AppearanceParams.sheen_stipple (1 by default; 0 gives the smooth lobe).
 SKIN_SHEEN_SCALE = 450.0
 SKIN_SHEEN_ROUGHNESS = 0.1
 SKIN_SHEEN_SPECULAR = 0.4
@@ -445,6 +446,7 @@ def _skin_group(nodes: dict):
     rough = g.math("MULTIPLY_ADD", broad, 0.12, g.math("SUBTRACT", rough, 0.06))
     stipple = g.smooth(g.node("ShaderNodeTexNoise", Vector=p, Scale=SKIN_SHEEN_SCALE, Detail=3.0,
                               Roughness=0.65).outputs["Fac"], 0.3, 0.7, -1.0, 1.0)
+    stipple = g.math("MULTIPLY", stipple, v["sheen_stipple"])
     rough = g.math("MULTIPLY_ADD", stipple, SKIN_SHEEN_ROUGHNESS, rough)
     rough = g.math("MAXIMUM", rough, SKIN_MIN_ROUGHNESS)
     rough = g.math("MULTIPLY_ADD", neck, NECK_ROUGHNESS_ADD, rough)
@@ -979,7 +981,7 @@ def apply_appearance(handles: SceneHandles, params: AppearanceParams) -> None:
         "oiliness": params.oiliness, "freckles": params.freckles, "moles": params.moles,
         "blemishes": params.blemishes, "under_eye_dark": params.under_eye_dark,
         "lash_line": params.lash_line, "beard_shadow": params.beard_shadow,
-        "beard_shadow_rgb": tuple(params.beard_shadow_rgb),
+        "beard_shadow_rgb": tuple(params.beard_shadow_rgb), "sheen_stipple": params.sheen_stipple,
         "offset_x": params.detail_offset[0], "offset_y": params.detail_offset[1],
         "offset_z": params.detail_offset[2], "lip_rgb": params.lip_rgb,
         "brow_tint": tuple(np.clip(brow_tint, 0.0, 1.0)), "brow_darkening": params.brow_darkening,
