@@ -6,7 +6,7 @@ it, without anny or the rest of the package's dependencies).
 
 GPU kernels: Blender ships compiled CUDA kernels only for some GPU generations
 (``kernel_sm_XY.cubin.zst`` in the Cycles add-on's ``lib`` folder; bpy 5.0.1 has sm 5.0, 5.2,
-6.0, 6.1, 7.0, 7.5, 8.6 and 12.0). On any other NVIDIA GPU (the A100's sm 8.0, Ada's 8.9 and
+6.0, 6.1, 7.0, 7.5, 8.6, 8.9 and 12.0). On any other NVIDIA GPU (the A100's sm 8.0 and
 Hopper's 9.0 among them) the driver compiles
 Cycles' PTX on the first render: about 7 minutes on an H100. The driver caches the result
 (``~/.nv/ComputeCache``, or ``CUDA_CACHE_PATH``) and OptiX caches its pipeline

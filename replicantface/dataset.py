@@ -127,7 +127,7 @@ def write_metadata(out_dir: Path, meta: dict) -> Path:
         keys = ("config", "quality", "resolution", "seed", "variations")
         if any(old.get(k) != meta.get(k) for k in keys):
             raise FileExistsError(
-                f"{path} was written with other settings (config, quality, resolution or seed); "
+                f"{path} was written with other settings (config, quality, resolution, seed or variations); "
                 "use a new --out folder or the same settings to resume")
         return path
     return atomic_write_bytes(path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())

@@ -3,8 +3,11 @@ exact geometry of the label-safe augmentations."""
 
 import dataclasses
 import io
+import json
+import re
 import zipfile
 from math import cos, sin
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +104,27 @@ def make_300wlp_zip(path, rng, w=120, h=120):
 
 
 # --- Sources -----------------------------------------------------------------------------------
+
+def _labels_doc_section(heading: str) -> str:
+    text = (Path(data.__file__).parents[1] / "docs" / "labels.md").read_text()
+    return text.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def test_docs_list_every_label_key_and_no_other(raw_dataset):
+    """docs/labels.md's table of .npz keys is what a generated sample holds, key for key."""
+    table = [line.split("|")[1] for line in _labels_doc_section("## `{stem}.npz`").splitlines()
+             if line.startswith("| `")]
+    documented = {name for cell in table for name in re.findall(r"`([^`]+)`", cell)}
+    with np.load(raw_dataset / "face_000000.npz") as npz:
+        assert set(npz.files) == documented
+
+
+def test_docs_list_every_dataset_json_key(raw_dataset):
+    paragraph = _labels_doc_section("## `dataset.json`").split("\n\n")[1]
+    documented = set(re.findall(r"`([a-z_]+)`", paragraph))
+    written = set(json.loads((raw_dataset / "dataset.json").read_text()))
+    assert written <= documented, written - documented
+
 
 def test_raw_dataset_frames(raw_dataset):
     ds = data.FaceDataset(raw_dataset)
