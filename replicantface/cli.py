@@ -1,4 +1,4 @@
-"""Command line: ``replicantface generate | sheet | gallery | poses`` (+ export, evaluate, batch).
+"""Command line: ``replicantface generate | sheet | gallery | poses`` (+ export, evaluate, batch, validate).
 
 Bad input (a bad count, an unknown preset, an unwritable folder, a bad config value) prints one
 line naming the problem and exits with code 2 before anything is written. I/O failures while
