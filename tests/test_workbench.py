@@ -121,8 +121,10 @@ def test_a_foreign_world_write_is_noticed(fresh):
     other = fresh.params.lighting
     other = rfw.replace(other, rotation_deg=(other.rotation_deg + 150) % 360, strength=0.3)
     # What another Generator's render does to the shared world:
+    fingerprint = rfw._world_fingerprint(gen.handles.world)
     fresh._scene_cache._scene.apply_lighting(gen.handles, other, gen._hdri_path(other.hdri),
                                              np.eye(4), np.zeros(3))
+    assert rfw._world_fingerprint(gen.handles.world) != fingerprint  # the foreign write took effect
     again = fresh.render()
     assert np.abs(again.rgb.astype(int) - reference.rgb.astype(int)).mean() < 0.5
 
@@ -215,7 +217,7 @@ def test_save_sample_writes_the_batch_layout(fresh, tmp_path):
     assert set(meta) == set(expected) and meta["quality"] == "test" and meta["resolution"] == RES
     assert int(dataset.load_sample(tmp_path, "face_000001")["index"]) == 1
     assert rfw.DatasetInspector(tmp_path).flagged() == {}
-    validate = pytest.importorskip("replicantface.validate")
+    from replicantface import validate
     report = validate.validate_dataset(tmp_path)
     assert not (report.bad or report.missing or report.duplicates or report.dataset_problems)
 
@@ -404,7 +406,7 @@ def test_dataset_inspector_reads_npz_and_mat(fresh, tmp_path):
     labels["bbox_face"] = labels["bbox_face"] + 5
     dataset.write_sample(tmp_path, ins.names[0], s["image"], s["mask"], labels)
     assert "face box" in ins.check(0)[0]
-    export = pytest.importorskip("replicantface.export_300wlp")
+    from replicantface import export_300wlp as export
     mat_dir = tmp_path / "mat"
     export.export_300wlp(tmp_path, mat_dir, filt=export.ExportFilter(min_face_px=8), progress=False)
     ins = rfw.DatasetInspector(tmp_path, mat_dir=mat_dir)
