@@ -103,6 +103,9 @@ _RANGES = {
 # section's ``allowed_names(key)`` when it has one, else from the default table.
 _MAPPING_RANGES = {"probabilities": (0.0, 1.0)}
 _WEIGHT_RANGE = (0.0, 1000.0)
+# Lists of numbers: the range of every element; a ``*_weights`` list takes _WEIGHT_RANGE.
+# Focal lengths span the workbench's focal slider.
+_LIST_RANGES = {"focal_mm_choices": (12.0, 200.0)}
 
 
 def available_presets() -> list[str]:
@@ -122,7 +125,12 @@ def load_config(path: Path, preset_name: str | None = None) -> GeneratorConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML files are UTF-8
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}); a TOML config must be UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return config_from_dict(data, preset_name or path.stem, source=str(path))
@@ -161,14 +169,19 @@ def _build_section(cls, values: dict, where: str):
         elif isinstance(default, dict):
             value = _build_mapping(cls, key, value, default, where)
         elif isinstance(default, tuple):
-            value = tuple(value) if isinstance(value, list) else value
-            if not isinstance(value, tuple) or not all(isinstance(v, (int, float)) for v in value):
-                raise ConfigError(f"{where}: {key} must be a list of numbers")
+            value = _build_list(key, value, default, where)
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: {key} must be true or false")
+        elif fields[key].type in ("int", int):  # a count: range() and friends need an int
+            if not _is_number(value) or (isinstance(value, float) and not value.is_integer()):
+                raise ConfigError(f"{where}: {key} must be a whole number, got {_toml(value)}")
+            value = int(value)  # 2.0 means 2 and draws the same numbers
+            lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
+            if not lo <= value <= hi:
+                raise ConfigError(f"{where}: {key} = {value} is out of range [{lo}, {hi}]")
         elif isinstance(default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not _is_number(value):
                 raise ConfigError(f"{where}: {key} must be a number")
             lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
             if not lo <= value <= hi:
@@ -186,6 +199,30 @@ def _build_section(cls, values: dict, where: str):
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _toml(value) -> str:
+    """A value as the config file spells it (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _build_list(key: str, value, default: tuple, where: str) -> tuple:
+    """A list of numbers such as ``focal_mm_choices``; every element is range-checked. A list
+    whose default has elements may not be empty (an empty default means "use the built-in")."""
+    if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of numbers")
+    if default and not value:
+        raise ConfigError(f"{where}: {key} must not be empty")
+    unbounded = (float("-inf"), float("inf"))
+    lo, hi = _LIST_RANGES.get(key, _WEIGHT_RANGE if key.endswith("_weights") else unbounded)
+    for i, v in enumerate(value):
+        if not lo <= v <= hi:
+            raise ConfigError(f"{where}: {key}[{i}] = {v} is out of range [{lo}, {hi}]")
+    return tuple(value)
+
+
 def _build_mapping(cls, key: str, value, default: dict, where: str) -> dict:
     """A table of numbers such as ``[accessories.probabilities]``; merged over the defaults."""
     if not isinstance(value, dict):
@@ -195,7 +232,7 @@ def _build_mapping(cls, key: str, value, default: dict, where: str) -> dict:
     for name, v in value.items():
         if name not in allowed:
             raise ConfigError(f"{where}: {key}.{name} is not known; allowed: {', '.join(allowed)}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not _is_number(v):
             raise ConfigError(f"{where}: {key}.{name} must be a number")
         if not lo <= v <= hi:
             raise ConfigError(f"{where}: {key}.{name} = {v} is out of range [{lo}, {hi}]")

@@ -99,6 +99,15 @@ class HairConfig:
                              f"got {len(self.style_weights)}")
         if self.beard_weights and len(self.beard_weights) != len(BEARDS):
             raise ValueError(f"beard_weights needs {len(BEARDS)} weights ({BEARDS})")
+        for key, weights in (("style_weights", self.style_weights), ("beard_weights", self.beard_weights)):
+            if any(w < 0 for w in weights):
+                raise ValueError(f"{key} must be >= 0, got {[float(w) for w in weights]}")
+        if self.style_weights and sum(self.style_weights) <= 0:
+            raise ValueError("style_weights must not all be 0")
+        # A beard's kind is drawn with the "none" weight zeroed: "none" comes from beard_prob_male.
+        if self.beard_weights and self.beard_prob_male > 0 and sum(self.beard_weights[1:]) <= 0:
+            raise ValueError("beard_weights must not all be 0 (the first, 'none', is not drawn) "
+                             "while beard_prob_male > 0")
         if not 0.0 <= self.beard_prob_male <= 1.0:
             raise ValueError(f"beard_prob_male must be in [0, 1], got {self.beard_prob_male}")
 

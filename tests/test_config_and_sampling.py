@@ -311,3 +311,70 @@ def test_upward_gaze_lifts_the_upper_lid_and_downward_gaze_does_not():
     vec = surprised.vector()
     assert vec[FACIAL_ACTIONS.index("eyeWideLeft")] == pytest.approx(w["eyeWideLeft"])
     assert surprised.weights == {"eyeWideLeft": 0.3, "eyeWideRight": 0.7}  # the params stay as drawn
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_bytes(b"# caf\xff\n[camera]\nshift_max = 0.05\n")
+    with pytest.raises(config.ConfigError, match=r"c\.toml: not valid UTF-8"):
+        config.load_config(f)
+
+
+def test_cli_names_a_config_that_is_not_utf8(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "c.toml"
+    f.write_bytes(b"# caf\xff\n")
+    out = tmp_path / "ds"
+    r = subprocess.run([sys.executable, "-m", "replicantface", "generate", "--out", str(out), "--count", "1",
+                        "--config", str(f)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "c.toml: not valid UTF-8" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[camera]\nfocal_mm_choices = []\n", r"\[camera\]: focal_mm_choices must not be empty"),
+    ("[camera]\nfocal_mm_choices = [-50.0, 0.0]\n", r"focal_mm_choices\[0\] = -50.0 is out of range \[12.0, 200.0\]"),
+    ("[camera]\nfocal_mm_choices = [true, false]\n", r"focal_mm_choices must be a list of numbers"),
+    ("[appearance]\nfitzpatrick_weights = [1, 1, true, 1, 1, 1]\n", r"fitzpatrick_weights must be a list of numbers"),
+    ("[appearance]\nclothing_cut_weights = [1, 1, 1, 1, 5000]\n",
+     r"clothing_cut_weights\[4\] = 5000 is out of range \[0.0, 1000.0\]"),
+    # Weight tables must leave something to draw.
+    ("[hair]\nstyle_weights = [" + ", ".join(["0"] * 13) + "]\n", r"\[hair\]: style_weights must not all be 0"),
+    ("[hair]\nstyle_weights = [-1" + ", 1" * 12 + "]\n", r"style_weights\[0\] = -1 is out of range \[0.0, 1000.0\]"),
+    ("[hair]\nbeard_weights = [1, 0, 0, 0, 0, 0]\n", r"\[hair\]: beard_weights must not all be 0"),
+    ("[hair]\nbeard_weights = [0, 1, 1, -2, 1, 1]\n", r"beard_weights\[3\] = -2 is out of range"),
+    # Counts must be whole numbers (range() and friends need an int).
+    ("[lighting]\nmax_attempts = 1.5\n", r"\[lighting\]: max_attempts must be a whole number, got 1.5"),
+    ("[expression]\nextra_actions_max = 2.5\n", r"extra_actions_max must be a whole number, got 2.5"),
+    ("[post]\njpeg_quality_min = 80.5\n", r"\[post\]: jpeg_quality_min must be a whole number, got 80.5"),
+    ("[lighting]\nmax_attempts = true\n", r"max_attempts must be a whole number, got true"),
+])
+def test_bad_settings_are_named(tmp_path, text, message):
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        config.load_config(f)
+
+
+def test_whole_numbers_written_as_floats_become_ints(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[lighting]\nmax_attempts = 2.0\n[expression]\nextra_actions_max = 3.0\n"
+                 "[post]\njpeg_quality_min = 80.0\n")
+    cfg = config.load_config(f)
+    assert type(cfg.lighting.max_attempts) is int and cfg.lighting.max_attempts == 2
+    assert type(cfg.expression.extra_actions_max) is int and cfg.expression.extra_actions_max == 3
+    assert type(cfg.post.jpeg_quality_min) is int and cfg.post.jpeg_quality_min == 80
+
+
+def test_hair_config_refuses_unusable_weights_when_built_directly():
+    from replicantface.hair import HairConfig
+
+    with pytest.raises(ValueError, match="style_weights must not all be 0"):
+        HairConfig(style_weights=(0.0,) * 13)
+    with pytest.raises(ValueError, match=r"style_weights must be >= 0, got \[-1.0"):
+        HairConfig(style_weights=(-1.0,) + (1.0,) * 12)
+    with pytest.raises(ValueError, match="beard_weights must not all be 0"):
+        HairConfig(beard_weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    HairConfig(beard_prob_male=0.0, beard_weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0))  # never drawn
