@@ -597,7 +597,10 @@ class _Cluster:
 
         self.cluster = None
         if address:
-            self.client = Client(address, timeout=timeout_s)
+            try:
+                self.client = Client(address, timeout=timeout_s)
+            except ValueError as exc:  # a malformed address: nothing to connect to
+                raise ConnectionError(f"bad address ({exc})") from exc
         else:
             # memory_limit=0: a bpy worker is ~1.3 GB and the nanny must not restart it for that.
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -618,6 +621,32 @@ class _Cluster:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_notebook(path: Path) -> dict:
+    """The notebook at ``path`` as a dict; ValueError naming the file if it is not a valid
+    Jupyter notebook."""
+    import copy
+    import warnings
+
+    import nbformat
+
+    try:
+        nb = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise ValueError(f"notebook {path} is unreadable ({exc.strerror or exc})") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"notebook {path} is not valid JSON ({exc})") from exc
+    if not isinstance(nb, dict):
+        raise ValueError(f"notebook {path} holds a JSON {type(nb).__name__}, not a notebook")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nbformat.validate(copy.deepcopy(nb))  # validate() fills in missing cell ids
+    except Exception as exc:  # nbformat raises assorted types for malformed notebooks
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"notebook {path} is not a valid Jupyter notebook ({reason})") from exc
+    return nb
 
 
 def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int | None = None,
@@ -646,7 +675,7 @@ def run_batch(settings: BatchSettings, count: int, start: int = 0, shards: int |
     present = complete_stems(out) & stems
     report = BatchReport(samples=len(stems), complete=len(present), complete_before=len(present))
     if len(present) < len(stems):
-        nb = json.loads(Path(notebook or NOTEBOOK).read_text()) if engine == "papermill" else None
+        nb = read_notebook(notebook or NOTEBOOK) if engine == "papermill" else None
         with _Cluster(workers, scheduler, connect_timeout_s) as cluster:
             if metadata is not None:
                 dataset.write_metadata(out, metadata)

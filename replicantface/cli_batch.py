@@ -14,6 +14,7 @@ the same command redoes exactly those), 2 on bad input before anything is writte
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -86,15 +87,41 @@ def _check_batch_args(args) -> None:
         raise UsageError(f"--shards must be in [1, --count={args.count}], got {args.shards}")
     if args.render_threads < 0:
         raise UsageError(f"--render-threads must be 0 or more, got {args.render_threads}")
-    if args.scheduler is not None and "://" not in args.scheduler:
-        raise UsageError("--scheduler must be an address like tcp://HOST:8786, "
-                         f"got {args.scheduler!r}")
+    if args.scheduler is not None:
+        _check_scheduler_address(args.scheduler)
+    if not (math.isfinite(args.connect_timeout) and args.connect_timeout > 0):
+        raise UsageError(f"--connect-timeout must be a positive number of seconds, got "
+                         f"{args.connect_timeout}")
     if args.engine == "papermill":
-        from replicantface.batch import NOTEBOOK
+        from replicantface.batch import NOTEBOOK, read_notebook
 
         nb = args.notebook or NOTEBOOK
         if not Path(nb).is_file():
             raise UsageError(f"notebook not found: {nb}")
+        try:
+            read_notebook(nb)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+
+
+def _check_scheduler_address(address: str) -> None:
+    """A Dask address SCHEME://HOST:PORT whose scheme this command can connect with."""
+    usage = f"--scheduler must be an address like tcp://HOST:8786, got {address!r}"
+    if "://" not in address:
+        raise UsageError(usage)
+    from distributed.comm import get_address_host_port, parse_address
+
+    # inproc only works inside one process, and distributed's ucx connector is a stub.
+    schemes = ("tcp", "tls", "ws", "wss")
+    scheme, _ = parse_address(address)
+    if scheme not in schemes:
+        raise UsageError(f"{usage} (scheme {scheme!r}; choose from {', '.join(schemes)})")
+    try:
+        host, port = get_address_host_port(address)
+    except ValueError as exc:
+        raise UsageError(f"{usage} ({exc})") from exc
+    if not host or not 1 <= port <= 65535:
+        raise UsageError(f"{usage} (the host must be named and the port in [1, 65535])")
 
 
 def cmd_batch(args) -> int:
@@ -107,23 +134,23 @@ def cmd_batch(args) -> int:
         resolution=args.resolution, variations=args.variations, use_gpu=not args.cpu,
         render_threads=args.render_threads)
     cfg = settings.load_config()  # ConfigError -> exit 2
-    existed = args.out.exists()
-    check_writable_dir(args.out)
     resolution = args.resolution or QUALITY[args.quality].resolution
     meta = dataset.dataset_metadata(cfg.to_dict(), args.quality, resolution, args.seed,
                                     args.variations)
     _check_same_settings(args.out, meta)
+    new_dirs = [p for p in (args.out, *args.out.parents) if not p.exists()]  # this run makes
     try:
+        check_writable_dir(args.out)
         report = batch.run_batch(settings, args.count, start=args.start, shards=args.shards,
                                  workers=args.workers, scheduler=args.scheduler,
                                  engine=args.engine, notebook=args.notebook,
                                  progress=not args.no_progress, metadata=meta,
                                  connect_timeout_s=args.connect_timeout)
-    except (OSError, TimeoutError) as exc:
-        if not args.scheduler or isinstance(exc, FileNotFoundError | PermissionError):
+    except BaseException as exc:
+        dataset.remove_folders(new_dirs[::-1])  # a run that failed before writing leaves nothing
+        if (not args.scheduler or not isinstance(exc, OSError | TimeoutError)
+                or isinstance(exc, FileNotFoundError | PermissionError)):
             raise
-        if not existed and args.out.is_dir() and not any(args.out.iterdir()):
-            args.out.rmdir()
         raise UsageError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from exc
     _print_batch_report(report, args.out)
     return 0 if report.ok else EXIT_FAILED
@@ -136,7 +163,16 @@ def _check_same_settings(out: Path, meta: dict) -> None:
     path = out / "dataset.json"
     if not path.exists():
         return
-    old = json.loads(path.read_text())
+    try:
+        old = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UsageError(f"{path} is not valid JSON ({exc}); use a new --out folder or fix "
+                         "the file") from exc
+    except OSError as exc:
+        raise UsageError(f"{path} is unreadable ({exc.strerror or exc})") from exc
+    if not isinstance(old, dict):
+        raise UsageError(f"{path} holds a JSON {type(old).__name__}, not a dataset description; "
+                         "use a new --out folder or fix the file")
     meta = json.loads(json.dumps(meta))
     keys = ("config", "quality", "resolution", "seed", "variations")
     changed = [k for k in keys if old.get(k) != meta.get(k)]
@@ -180,8 +216,12 @@ def cmd_validate(args) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count must be at least 1, got {args.count}")
+    if args.start is not None and args.start < 0:
+        raise UsageError(f"--start must be 0 or more, got {args.start}")
     if args.start is not None and args.count is None:
         raise UsageError("--start needs --count")
+    if args.max_listed < 0:
+        raise UsageError(f"--max-listed must be 0 or more, got {args.max_listed}")
     try:
         result = validate_dataset(args.dataset, start=args.start or 0, count=args.count,
                                   jobs=args.jobs, landmarks=not args.no_landmarks)

@@ -136,9 +136,10 @@ def check_sample(out_dir: Path, name: str, resolution: int | None, seed: int | N
     claimed = None
     if labels is not None:
         problems += _check_labels(labels, name, seed)
-        if "index" in labels and labels["index"].shape == ():
-            var = int(labels["variation"]) if "variation" in labels else -1
-            claimed = (int(labels["index"]), None if var < 0 else var)
+        index, var = _scalar_int(labels, "index"), _scalar_int(labels, "variation")
+        if index is not None:
+            var = -1 if var is None else var
+            claimed = (index, None if var < 0 else var)
     if mask is not None:
         values = set(np.unique(mask).tolist())
         unknown = sorted(values - class_ids)
@@ -161,9 +162,17 @@ def check_sample(out_dir: Path, name: str, resolution: int | None, seed: int | N
 
 def _resolution(labels: dict) -> tuple[int, int] | None:
     res = labels.get("resolution")
-    if res is None or np.shape(res) != (2,):
+    if res is None or np.shape(res) != (2,) or res.dtype.kind not in "iu":
         return None
     return int(res[0]), int(res[1])
+
+
+def _scalar_int(labels: dict, key: str) -> int | None:
+    """``labels[key]`` as an int when it is a 0-d integer array, else None."""
+    arr = labels.get(key)
+    if arr is None or arr.shape != () or arr.dtype.kind not in "iu":
+        return None
+    return int(arr)
 
 
 def _check_labels(labels: dict, name: str, seed: int | None) -> list[str]:
@@ -199,18 +208,22 @@ def _check_labels(labels: dict, name: str, seed: int | None) -> list[str]:
             json.loads(str(labels["params"]))
         except json.JSONDecodeError:
             problems.append("params is not valid JSON")
+    # variation is optional (absent before variation mode existed) but must be an int if there.
+    var = _scalar_int(labels, "variation")
+    if "variation" in labels and var is None:
+        arr = labels["variation"]
+        problems.append(f"variation has dtype {arr.dtype} and shape {arr.shape}, expected an "
+                        "integer scalar")
     parsed = parse_name(name)
-    if parsed and "index" in labels and labels["index"].shape == ():
-        index, variation = parsed
-        if int(labels["index"]) != index:
-            problems.append(f"label index {int(labels['index'])} does not match the file name")
-        if "variation" in labels:
-            var = int(labels["variation"])
-            if (None if var < 0 else var) != variation:
-                problems.append(f"label variation {var} does not match the file name")
-    if (seed is not None and "seed" in labels and labels["seed"].shape == ()
-            and int(labels["seed"]) != seed):
-        problems.append(f"seed {int(labels['seed'])} differs from dataset.json's {seed}")
+    index = _scalar_int(labels, "index")
+    if parsed and index is not None:
+        if index != parsed[0]:
+            problems.append(f"label index {index} does not match the file name")
+        if var is not None and (None if var < 0 else var) != parsed[1]:
+            problems.append(f"label variation {var} does not match the file name")
+    label_seed = _scalar_int(labels, "seed")
+    if seed is not None and label_seed is not None and label_seed != seed:
+        problems.append(f"seed {label_seed} differs from dataset.json's {seed}")
     return problems
 
 
@@ -254,9 +267,9 @@ def validate_dataset(out_dir: Path, start: int = 0, count: int | None = None, jo
     meta = _read_metadata(out, result)
     resolution = meta.get("resolution")
     seed = meta.get("seed")
-    variations = int(meta.get("variations") or 0)
+    variations = meta.get("variations") or 0
     table = meta.get("classes") or class_table()
-    class_ids = frozenset(int(v) for v in table.values())
+    class_ids = frozenset(table.values())
     if table != class_table():
         result.dataset_problems.append("dataset.json's class table differs from this version's")
 
@@ -305,7 +318,7 @@ def validate_dataset(out_dir: Path, start: int = 0, count: int | None = None, jo
     for holders in claims.values():
         if len(holders) > 1:
             result.duplicates.extend(holders)
-    result.duplicates += _manifest_duplicates(out)
+    result.duplicates += _manifest_duplicates(out, result)
     result.duplicates = sorted(set(result.duplicates))
 
     present = set(parsed.values())
@@ -337,10 +350,32 @@ def _read_metadata(out: Path, result: ValidationResult) -> dict:
         result.dataset_problems.append("dataset.json is missing")
         return {}
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        meta = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         result.dataset_problems.append(f"dataset.json is unreadable ({exc})")
         return {}
+    if not isinstance(meta, dict):
+        result.dataset_problems.append(
+            f"dataset.json holds a {type(meta).__name__}, expected a JSON object")
+        return {}
+    # The keys validation relies on; a bad one is reported and then ignored.
+    checks = {
+        "resolution": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+        "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        "variations": (lambda v: _is_int(v) and 0 <= v <= 99, "an integer in [0, 99]"),
+        "classes": (lambda v: isinstance(v, dict) and all(_is_int(i) for i in v.values()),
+                    "an object of class name -> integer id"),
+    }
+    for key, (ok, wanted) in checks.items():
+        if meta.get(key) is not None and not ok(meta[key]):
+            value = json.dumps(meta.pop(key))
+            value = value if len(value) <= 40 else value[:37] + "..."
+            result.dataset_problems.append(f"dataset.json's {key} is {value}, expected {wanted}")
+    return meta
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _npz_keys(path: Path) -> frozenset:
@@ -365,15 +400,22 @@ def _check_key_sets(key_sets: dict, result: ValidationResult) -> None:
             result.bad.setdefault(name, []).append(text)
 
 
-def _manifest_duplicates(out: Path) -> list[str]:
+def _manifest_duplicates(out: Path, result: ValidationResult) -> list[str]:
     """Names listed twice in ``manifest.jsonl`` (the merged manifest has one line per sample)."""
     path = out / "manifest.jsonl"
     if not path.is_file():
         return []
+    try:
+        text = path.read_bytes().decode()
+    except UnicodeDecodeError as exc:
+        result.dataset_problems.append(f"manifest.jsonl is not UTF-8 text ({exc})")
+        return []
     counts: Counter = Counter()
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
-            counts[json.loads(line).get("name")] += 1
-        except (json.JSONDecodeError, AttributeError):
-            continue
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # a torn last line of a killed writer
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            counts[entry["name"]] += 1
     return [n for n, k in counts.items() if n and k > 1]

@@ -182,12 +182,68 @@ def test_a_broken_worker_stops_its_shard(tmp_path):
     (["--count", "2", "--preset", "nope"], "unknown preset 'nope'"),
     (["--count", "2", "--scheduler", "somehost"], "--scheduler must be an address"),
     (["--count", "2", "--engine", "inprocess", "--render-threads", "-1"], "--render-threads"),
+    (["--count", "2", "--scheduler", "foo://127.0.0.1:1"], "(scheme 'foo'; choose from tcp"),
+    (["--count", "2", "--scheduler", "ucx://127.0.0.1:1"], "(scheme 'ucx'; choose from tcp"),
+    (["--count", "2", "--scheduler", "tcp://127.0.0.1:abc"], "--scheduler must be an address"),
+    (["--count", "2", "--scheduler", "tcp://"], "missing port number"),
+    (["--count", "2", "--scheduler", "tcp://127.0.0.1:0"], "the port in [1, 65535]"),
+    (["--count", "2", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "-1"],
+     "--connect-timeout must be a positive number of seconds, got -1.0"),
+    (["--count", "2", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "nan"],
+     "--connect-timeout must be a positive number of seconds, got nan"),
 ])
 def test_batch_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "ds"
     assert main(["batch", "--out", str(out), *args]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{bad", "is not valid JSON"),
+    ("[1, 2]", "holds a JSON list, not a notebook"),
+    ("{}", "is not a valid Jupyter notebook"),
+    (None, "notebook not found"),
+])
+def test_batch_bad_notebook_exits_2_and_writes_nothing(tmp_path, capsys, text, message):
+    nb, out = tmp_path / "bad.ipynb", tmp_path / "ds"
+    if text is not None:
+        nb.write_text(text)
+    assert main(["batch", "--out", str(out), "--count", "2", "--notebook", str(nb),
+                 "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "2"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(nb) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{junk", "is not valid JSON"),
+    (b"\xff\x00\x01", "is not valid JSON ('utf-8' codec"),
+    (b"[1, 2]", "holds a JSON list, not a dataset description"),
+])
+def test_batch_reports_a_broken_dataset_json_and_keeps_it(tmp_path, capsys, content, message):
+    (tmp_path / "dataset.json").write_bytes(content)
+    assert main(["batch", "--out", str(tmp_path), "--count", "2", "--quality", "test",
+                 "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'dataset.json'} {message}" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset.json"]
+    assert (tmp_path / "dataset.json").read_bytes() == content
+
+
+def test_a_run_that_fails_before_writing_removes_only_the_folders_it_made(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(batch, "run_batch", fail)
+    out = tmp_path / "new" / "deeper" / "ds"
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["batch", "--out", str(out), "--count", "2", "--quality", "test"])
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["batch", "--out", str(tmp_path / "kept"), "--count", "2", "--quality", "test"])
+    assert (tmp_path / "kept").is_dir()
 
 
 def test_batch_refuses_other_settings_in_an_existing_folder(tmp_path, capsys):
@@ -203,12 +259,12 @@ def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path, capsys):
     with socket.socket() as sock:  # a free port with nothing listening on it
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    out = tmp_path / "ds"
+    out = tmp_path / "new" / "ds"
     code = main(["batch", "--out", str(out), "--count", "2", "--quality", "test",
                  "--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "2",
                  "--no-progress"])
     assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -173,3 +173,49 @@ def test_validate_does_not_import_bpy(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(ds)], check=False, capture_output=True,
                        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_malformed_dataset_json_and_manifest_are_reported(tmp_path, capsys):
+    cases = {
+        "list": ("[1, 2]", "dataset.json holds a list, expected a JSON object"),
+        "variations": ({"variations": "x"}, "dataset.json's variations is \"x\", expected"),
+        "classes": ({"classes": [1, 2]}, "dataset.json's classes is [1, 2], expected"),
+        "resolution": ({"resolution": "big"}, "dataset.json's resolution is \"big\", expected"),
+    }
+    for name, (change, message) in cases.items():
+        ds = make_dataset(tmp_path / name, count=2)
+        if isinstance(change, dict):
+            meta = json.loads((ds / "dataset.json").read_text())
+            (ds / "dataset.json").write_text(json.dumps(meta | change))
+        else:
+            (ds / "dataset.json").write_text(change)
+        code, text = run_validate(capsys, ds)
+        assert code == 1 and f"dataset: {message}" in text, (name, text)
+    ds = make_dataset(tmp_path / "manifest", count=2)
+    (ds / "manifest.jsonl").write_bytes(b"\xff\xfe\x00binary")
+    code, text = run_validate(capsys, ds)
+    assert code == 1 and "dataset: manifest.jsonl is not UTF-8 text" in text
+
+
+def test_label_scalars_of_the_wrong_type_or_shape_are_reported(tmp_path, capsys):
+    ds = make_dataset(tmp_path / "ds", count=5)
+    rewrite_npz(ds / "face_000000.npz", index=np.array("abc"))
+    rewrite_npz(ds / "face_000001.npz", variation=np.zeros(2, np.int64))
+    rewrite_npz(ds / "face_000002.npz", seed=np.array("abc"), resolution=np.array(["a", "b"]))
+    np.savez(ds / "face_000003.npz", index=np.array([object()], dtype=object))  # pickled
+    code, text = run_validate(capsys, ds)
+    assert code == 1, text
+    assert "bad face_000000: index has dtype <U3, expected kind 'iu'" in text
+    assert ("bad face_000001: variation has dtype int64 and shape (2,), expected an integer "
+            "scalar") in text
+    assert "bad face_000002: resolution has dtype <U1" in text and "seed has dtype <U3" in text
+    assert "bad face_000003: npz unreadable (ValueError: Object arrays cannot be loaded" in text
+    assert "face_000004" not in text
+
+
+def test_negative_start_and_max_listed_are_usage_errors(tmp_path, capsys):
+    ds = make_dataset(tmp_path / "ds", count=2)
+    code, text = run_validate(capsys, ds, "--start", -5, "--count", 2)
+    assert code == 2 and "--start must be 0 or more, got -5" in text
+    code, text = run_validate(capsys, ds, "--max-listed", -1)
+    assert code == 2 and "--max-listed must be 0 or more, got -1" in text
