@@ -19,6 +19,10 @@ from replicantface.config import QUALITY, ConfigError, available_presets, load_c
 
 EXIT_USAGE = 2
 EXIT_IO = 1
+SHEET_MAX_COLUMNS = 1024
+SHEET_MAX_TILE = 4096
+# The pose plot holds about 0.7 kB per pose at its peak: 1e6 poses need ~0.7 GB.
+POSES_MAX_COUNT = 1_000_000
 
 
 class UsageError(Exception):
@@ -112,6 +116,11 @@ def check_writable_dir(path: Path) -> None:
     existed = path.exists()
     if existed and not path.is_dir():
         raise UsageError(f"--out {path} exists and is not a folder")
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise UsageError(f"--out {path} is not writable ({above} is a file, not a folder)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write_probe_")
@@ -177,31 +186,62 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def cmd_sheet(args) -> int:
-    from replicantface.overlay import dataset_sheet
+def _check_out_folder(out: Path) -> None:
+    """UsageError unless the folder of the file ``out`` exists or can be made (nothing is made)."""
+    from replicantface.dataset import DatasetError, check_output_folder
 
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; name a file")
+    try:
+        check_output_folder(out.parent)
+    except DatasetError as exc:
+        raise UsageError(f"--out {out}: {exc}") from exc
+
+
+def cmd_sheet(args) -> int:
+    from replicantface.dataset import DatasetError
+    from replicantface.overlay import SHEET_FORMATS, dataset_sheet
+
+    if not 1 <= args.columns <= SHEET_MAX_COLUMNS:
+        raise UsageError(f"--columns must be in [1, {SHEET_MAX_COLUMNS}], got {args.columns}")
+    if not 1 <= args.tile <= SHEET_MAX_TILE:
+        raise UsageError(f"--tile must be in [1, {SHEET_MAX_TILE}], got {args.tile}")
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.out.suffix.lower() not in SHEET_FORMATS:
+        raise UsageError(f"--out must end in {', '.join(SHEET_FORMATS)}, got {args.out}")
     if not args.dataset.is_dir():
         raise UsageError(f"dataset folder not found: {args.dataset}")
+    _check_out_folder(args.out)
     try:
         out = dataset_sheet(args.dataset, args.out, columns=args.columns, tile=args.tile,
                             limit=args.limit, plain=args.plain)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, DatasetError) as exc:
         raise UsageError(str(exc)) from exc
     print(f"contact sheet -> {out}")
     return 0
 
 
 def cmd_poses(args) -> int:
-    if args.count < 1:
-        raise UsageError(f"--count must be at least 1, got {args.count}")
+    if not 1 <= args.count <= POSES_MAX_COUNT:
+        raise UsageError(f"--count must be in [1, {POSES_MAX_COUNT}] (about 0.7 kB of memory per "
+                         f"pose), got {args.count}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"--out must be a .png file, got {args.out}")
     cfg = load_config(args.config) if args.config else load_preset(args.preset)
-    check_writable_dir(args.out.parent)
+    _check_out_folder(args.out)
+    from replicantface.dataset import make_folders, remove_folders
     from replicantface.pose_plots import plot_pose_histograms
 
     t0 = time.perf_counter()
-    stats = plot_pose_histograms(cfg, args.count, args.out, seed=args.seed)
+    created = make_folders(args.out.parent)
+    try:
+        stats = plot_pose_histograms(cfg, args.count, args.out, seed=args.seed)
+    except BaseException:
+        remove_folders(created)
+        raise
     p, y, r = stats["mean_deg"]
     sp, sy, sr = stats["sd_deg"]
     print(f"{args.count} poses in {time.perf_counter() - t0:.1f} s -> {args.out}")

@@ -13,6 +13,9 @@ anything is written.
 from __future__ import annotations
 
 import argparse
+import csv
+import math
+import zipfile
 from pathlib import Path
 
 
@@ -72,6 +75,10 @@ def _filter_from_args(args):
     from replicantface.cli import UsageError
     from replicantface.export_300wlp import ExportFilter
 
+    for flag in ("min_luminance", "min_face_px", "max_face_frac", "max_yaw_deg"):
+        value = getattr(args, flag)
+        if not math.isfinite(value):
+            raise UsageError(f"--{flag.replace('_', '-')} must be a finite number, got {value:g}")
     if not 0.0 <= args.min_luminance <= 255.0:
         raise UsageError(f"--min-luminance must be in [0, 255], got {args.min_luminance:g}")
     if args.min_face_px < 0:
@@ -88,7 +95,7 @@ def _filter_from_args(args):
 def _run(fn, *args, **kwargs):
     """Call an exporter; its DatasetError becomes a UsageError (exit 2)."""
     from replicantface.cli import UsageError
-    from replicantface.export_300wlp import DatasetError
+    from replicantface.dataset import DatasetError
 
     try:
         return fn(*args, **kwargs)
@@ -131,13 +138,20 @@ def cmd_evaluate(args) -> int:
         raise UsageError(f"dataset not found: {args.dataset}")
     try:
         pred = metrics.read_predictions_csv(args.predictions)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{args.predictions} is not a text CSV file ({exc})") from exc
+    except ValueError as exc:  # PredictionError
+        raise UsageError(str(exc)) from exc
+    try:
         dataset = FaceDataset(args.dataset)
         if len(dataset) == 0:
             raise UsageError(f"no samples in {args.dataset}")
         result = metrics.evaluate(pred, dataset,
                                   None if args.no_benchmark_filter else metrics.BENCHMARK_LIMIT_DEG)
-    except ValueError as exc:  # PredictionError, unreadable dataset
+    except ValueError as exc:  # DatasetError, not a dataset, names not in the dataset
         raise UsageError(str(exc)) from exc
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UsageError(f"{args.dataset} cannot be read ({exc})") from exc
     variant = args.variant or args.predictions.stem
     p = result.pose
     print(metrics.format_pose_table([(variant, p)]))

@@ -41,7 +41,7 @@ from scipy.spatial.transform import Rotation
 
 from replicantface import labels
 from replicantface.classes import SegClass
-from replicantface.dataset import load_sample, sample_names
+from replicantface.dataset import load_labels, load_sample, sample_names
 
 # Camera frame (y up, z toward the viewer) <-> image frame (y down, z into the screen).
 F = labels.CAM_TO_IMG
@@ -228,6 +228,7 @@ class FaceDataset(torch.utils.data.Dataset):
     source: a folder or a .zip. transform: ``t(sample, rng) -> sample`` (e.g. ``Compose``).
     seed: base of the per-item rng, ``default_rng([seed, epoch, index])``.
     with_mask: also return the segmentation mask (raw datasets only).
+    An unreadable raw sample raises ``dataset.DatasetError`` (a ValueError) naming the file.
     """
 
     def __init__(self, source: str | Path, transform: Callable | None = None, seed: int = 0,
@@ -271,11 +272,10 @@ class FaceDataset(torch.utils.data.Dataset):
         without decoding the image."""
         name = self.names[index]
         if self.kind == "raw":
-            with np.load(self.source / f"{name}.npz") as npz:
-                box = npz["bbox_face"]
-                lm = npz["landmarks_2d"]
-                return {"name": name, "pose": npz["pose_aflw"], "landmarks_2d": lm,
-                        "box": box if np.isfinite(box).all() else landmark_box(lm)}
+            raw = load_labels(self.source, name, ("bbox_face", "landmarks_2d", "pose_aflw"))
+            box, lm = raw["bbox_face"], raw["landmarks_2d"]
+            return {"name": name, "pose": raw["pose_aflw"], "landmarks_2d": lm,
+                    "box": box if np.isfinite(box).all() else landmark_box(lm)}
         size = Image.open(self._mats.image_file(name)).size
         lab = labels_from_mat(self._mats.mat(name), size)
         return {"name": name, **lab}

@@ -10,10 +10,12 @@ import io
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from replicantface import __version__
 from replicantface.classes import class_table
@@ -34,6 +36,21 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+
+
+class DatasetError(ValueError):
+    """The input is not a usable raw dataset, or the output cannot be written there."""
+
+
+class SampleLabels(dict):
+    """The label arrays of one ``.npz``; a missing key raises DatasetError naming the file."""
+
+    def __init__(self, arrays: dict, path: Path):
+        super().__init__(arrays)
+        self.path = Path(path)
+
+    def __missing__(self, key):
+        raise DatasetError(f"{self.path}: missing label {key!r}")
 
 
 def stem(index: int, variation: int | None = None) -> str:
@@ -133,14 +150,106 @@ def write_metadata(out_dir: Path, meta: dict) -> Path:
     return atomic_write_bytes(path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
 
 
-def load_sample(out_dir: Path, name: str) -> dict:
-    """Labels of one sample as a dict of numpy arrays, plus ``image`` and ``mask``."""
+def load_labels(out_dir: Path, name: str, keys: tuple[str, ...] | None = None) -> SampleLabels:
+    """The arrays of ``{name}.npz`` (only ``keys`` if given), or DatasetError naming the file."""
+    path = Path(out_dir) / f"{name}.npz"
+    if not path.is_file():
+        raise DatasetError(f"{path}: label file missing")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path}: not a valid .npz file (not a zip archive: damaged or "
+                           "truncated?)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path}: not a valid .npz file ({exc})") from exc
+    with npz:
+        for key in keys or ():
+            if key not in npz.files:
+                raise DatasetError(f"{path}: missing label {key!r}")
+        arrays = {}
+        for key in keys or npz.files:
+            try:
+                arrays[key] = npz[key]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise DatasetError(f"{path}: label {key!r} holds pickled objects, which are "
+                                       "not loaded (plain arrays only)") from exc
+                raise DatasetError(f"{path}: label {key!r} is damaged ({exc})") from exc
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise DatasetError(f"{path}: label {key!r} is damaged ({exc})") from exc
+    return SampleLabels(arrays, path)
+
+
+def load_image(path: Path, rgb: bool = False) -> np.ndarray:
+    """An image file as a numpy array (``rgb``: converted to (H, W, 3)), or DatasetError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: image file missing")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB") if rgb else im)
+    except UnidentifiedImageError as exc:
+        raise DatasetError(f"{path}: not a readable image (unknown format or damaged)") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"{path}: not a readable image ({exc})") from exc
+
+
+def load_sample(out_dir: Path, name: str) -> SampleLabels:
+    """Labels of one sample as a dict of numpy arrays, plus ``image`` and ``mask``.
+
+    Any unreadable file or missing label raises DatasetError naming the file.
+    """
     out_dir = Path(out_dir)
-    with np.load(out_dir / f"{name}.npz") as npz:
-        data = {k: npz[k] for k in npz.files}
-    data["image"] = np.asarray(Image.open(out_dir / f"{name}.jpg").convert("RGB"))
-    data["mask"] = np.asarray(Image.open(out_dir / f"{name}_mask.png"))
+    data = load_labels(out_dir, name)
+    data["image"] = load_image(out_dir / f"{name}.jpg", rgb=True)
+    data["mask"] = load_image(out_dir / f"{name}_mask.png")
     return data
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, outermost first."""
+    missing = []
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+    except BaseException:
+        remove_folders(created)
+        raise
+    return created
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Undo ``make_folders``: remove the folders it created, innermost first, while empty."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def check_output_folder(folder: Path) -> None:
+    """DatasetError unless ``folder`` exists or can be made, and is writable (nothing is made)."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise DatasetError(f"{probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK):
+        raise DatasetError(f"{folder} is not writable")
+
+
+def check_not_dataset_folder(folder: Path, dataset_dir: Path, out: Path) -> None:
+    """DatasetError if an export would write ``out`` straight into ``folder`` = the dataset folder
+    (among the samples it reads; symlinks resolved). A sub-folder of the dataset is fine."""
+    if Path(folder).resolve() == Path(dataset_dir).resolve():
+        raise DatasetError(f"{out} is in the dataset folder {dataset_dir} itself; write the export "
+                           "elsewhere or into a sub-folder")
 
 
 def sample_names(out_dir: Path) -> list[str]:

@@ -13,6 +13,7 @@ import io
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,17 @@ import scipy.io
 
 from replicantface import __version__, labels
 from replicantface.classes import FACE_SKIN_CLASSES
-from replicantface.dataset import atomic_write_bytes, load_sample, publish, sample_names
+from replicantface.dataset import (
+    DatasetError,
+    atomic_write_bytes,
+    check_not_dataset_folder,
+    check_output_folder,
+    load_sample,
+    make_folders,
+    publish,
+    remove_folders,
+    sample_names,
+)
 
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 MAT_HEADER = f"MATLAB 5.0 MAT-file, written by replicantface {__version__}".encode()
@@ -33,10 +44,6 @@ LUMA = np.array([0.299, 0.587, 0.114])
 BENCHMARK_LIMIT_DEG = 99.0
 
 REJECT_REASONS = ("too_dark", "face_too_small", "face_too_large", "yaw_too_large", "benchmark")
-
-
-class DatasetError(ValueError):
-    """The input is not a usable raw dataset, or the output cannot be written there."""
 
 
 @dataclass(frozen=True)
@@ -193,15 +200,18 @@ def _existing_zip_members(path: Path) -> set[str]:
         return set()
     if not zipfile.is_zipfile(path):
         raise DatasetError(f"{path} exists and is not a zip file")
-    with zipfile.ZipFile(path) as zf:
-        return set(zf.namelist())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return set(zf.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DatasetError(f"{path} is a damaged zip file ({exc})") from exc
 
 
 def _pairs_present(members: set[str], parent: str, names: Iterable[str]) -> set[str]:
     return {n for n in names if f"{parent}/{n}.jpg" in members and f"{parent}/{n}.mat" in members}
 
 
-def check_output(out: Path, parent: str) -> None:
+def check_output(out: Path, parent: str, dataset_dir: Path | None = None) -> None:
     """Raise DatasetError for an output that cannot be written (before anything is written)."""
     if not parent or "/" in parent or "\\" in parent or parent in (".", ".."):
         raise DatasetError(f"--parent must be a plain folder name, got {parent!r}")
@@ -215,11 +225,9 @@ def check_output(out: Path, parent: str) -> None:
         if out.exists() and not out.is_dir():
             raise DatasetError(f"{out} exists and is not a folder (name a .zip to write a zip)")
         folder = out
-    probe_dir = folder
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not os.access(probe_dir, os.W_OK):
-        raise DatasetError(f"{folder} is not writable")
+    if dataset_dir is not None:
+        check_not_dataset_folder(folder, dataset_dir, out)
+    check_output_folder(folder)
 
 
 def export_300wlp(dataset_dir: Path, out: Path, parent: str = "replicantface",
@@ -227,16 +235,22 @@ def export_300wlp(dataset_dir: Path, out: Path, parent: str = "replicantface",
     """Write ``<parent>/<name>.jpg`` + ``<name>.mat`` for each kept sample into a zip or folder.
 
     out: ``*.zip`` for a zip file, anything else for a folder. Existing pairs are kept and not
-    re-examined; only missing ones are filtered and added. Returns the report.
+    re-examined; only missing ones are filtered and added. An existing zip must hold only this
+    export's pairs (it is rebuilt, so anything else would be lost). On an error, what this run
+    wrote is removed. Returns the report.
     """
-    from tqdm import tqdm
-
     dataset_dir, out = Path(dataset_dir), Path(out)
     names = dataset_names(dataset_dir)
-    check_output(out, parent)
+    check_output(out, parent, dataset_dir)
     as_zip = out.suffix.lower() == ".zip"
     if as_zip:
         members = _existing_zip_members(out)
+        expected = {f"{parent}/{n}{ext}" for n in names for ext in (".jpg", ".mat")}
+        foreign = sorted(members - expected)
+        if foreign:
+            more = f" and {len(foreign) - 1} other entries" if len(foreign) > 1 else ""
+            raise DatasetError(f"{out} already holds {foreign[0]}{more}, which this export did "
+                               "not write and would drop; write to a new zip")
         present = _pairs_present(members, parent, names)
     else:
         present = {n for n in names if (out / parent / f"{n}.mat").is_file()
@@ -257,17 +271,37 @@ def export_300wlp(dataset_dir: Path, out: Path, parent: str = "replicantface",
         if todo or not out.exists():
             _rebuild_zip(out, parent, present, todo, dataset_dir, convert, progress)
     else:
-        folder = out / parent
+        _write_folder(out / parent, todo, dataset_dir, convert, progress)
+    return ExportReport(out=out, total=len(names), written=len(todo) - sum(rejected.values()),
+                        already_present=len(present), rejected=rejected, rules=filt.describe())
+
+
+def _write_folder(folder: Path, todo: list[str], dataset_dir: Path, convert,
+                  progress: bool) -> None:
+    """Write the pairs of ``todo`` into ``folder``; on an error remove what this call wrote."""
+    from tqdm import tqdm
+
+    created: list[Path] = []
+    written: list[Path] = []
+    try:
         for name in tqdm(todo, desc="300wlp", unit="face", disable=not progress):
             mat = convert(name)
             if mat is None:
                 continue
-            folder.mkdir(parents=True, exist_ok=True)
+            if not folder.is_dir():
+                created = make_folders(folder)
             # The .mat comes last: its presence marks the pair complete.
-            atomic_write_bytes(folder / f"{name}.jpg", (dataset_dir / f"{name}.jpg").read_bytes())
-            atomic_write_bytes(folder / f"{name}.mat", mat)
-    return ExportReport(out=out, total=len(names), written=len(todo) - sum(rejected.values()),
-                        already_present=len(present), rejected=rejected, rules=filt.describe())
+            jpg = (dataset_dir / f"{name}.jpg").read_bytes()
+            for path, data in ((folder / f"{name}.jpg", jpg), (folder / f"{name}.mat", mat)):
+                existed = path.exists()
+                atomic_write_bytes(path, data)
+                if not existed:
+                    written.append(path)
+    except Exception:
+        for path in written:
+            path.unlink(missing_ok=True)
+        remove_folders(created)
+        raise
 
 
 def _rebuild_zip(out: Path, parent: str, present: set[str], todo: list[str], dataset_dir: Path,
@@ -276,10 +310,14 @@ def _rebuild_zip(out: Path, parent: str, present: set[str], todo: list[str], dat
     file beside ``out``; then rename it over ``out``. ``convert(name)`` gives .mat bytes or None."""
     from tqdm import tqdm
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    created = make_folders(out.parent)
     new = set(todo)
     stems = sorted(present | new)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except BaseException:
+        remove_folders(created)
+        raise
     os.close(fd)
     try:
         old = zipfile.ZipFile(out) if present else None
@@ -293,7 +331,11 @@ def _rebuild_zip(out: Path, parent: str, present: set[str], todo: list[str], dat
                             continue
                         jpg = (dataset_dir / f"{stem}.jpg").read_bytes()
                     else:
-                        jpg, mat = old.read(jpg_name), old.read(mat_name)
+                        try:
+                            jpg, mat = old.read(jpg_name), old.read(mat_name)
+                        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                            raise DatasetError(f"{out} is a damaged zip file ({exc}); delete it "
+                                               "or write to a new zip") from exc
                     zf.writestr(_zip_info(jpg_name, stored=True), jpg)
                     zf.writestr(_zip_info(mat_name, stored=False), mat)
         finally:
@@ -302,4 +344,5 @@ def _rebuild_zip(out: Path, parent: str, present: set[str], todo: list[str], dat
         publish(Path(tmp), out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        remove_folders(created)
         raise

@@ -16,10 +16,17 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from replicantface import __version__, labels
-from replicantface.dataset import load_sample, publish
+from replicantface.dataset import (
+    DatasetError,
+    check_not_dataset_folder,
+    check_output_folder,
+    load_sample,
+    make_folders,
+    publish,
+    remove_folders,
+)
 from replicantface.export_300wlp import (
     HEAD_RADIUS_M,
-    DatasetError,
     dataset_names,
     image_space_landmarks,
     weak_perspective,
@@ -74,6 +81,8 @@ class H5Report:
 def export_h5(dataset_dir: Path, out: Path, progress: bool = True) -> H5Report:
     """Write every sample of a raw dataset to ``out`` (rebuilt atomically: temp file + rename).
 
+    ``out`` may not lie in the dataset folder itself, and an existing ``out`` must be HDF5.
+
     Datasets: images (N, H, W, 3) uint8 RGB, quats (N, 4), coords (N, 3), head_size (N,),
     keypts (N, 68, 3), rois (N, 4), names (N,), and sequence_starts when the names carry
     variations (``face_{i}_{j}``), as the trainer's video datasets do.
@@ -83,17 +92,22 @@ def export_h5(dataset_dir: Path, out: Path, progress: bool = True) -> H5Report:
 
     dataset_dir, out = Path(dataset_dir), Path(out)
     names = dataset_names(dataset_dir)
+    check_not_dataset_folder(out.parent, dataset_dir, out)
     if out.exists() and not out.is_file():
         raise DatasetError(f"{out} exists and is not a file")
+    if out.exists() and not h5py.is_hdf5(out):
+        raise DatasetError(f"{out} exists and is not an HDF5 file; not replacing it")
+    check_output_folder(out.parent)
     first = load_sample(dataset_dir, names[0])
     h, w = first["image"].shape[:2]
     n = len(names)
     keys = [sequence_key(name) for name in names]
     starts = [i for i in range(n) if i == 0 or keys[i] != keys[i - 1]] + [n]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    created = make_folders(out.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
         with h5py.File(tmp, "w") as f:
             f.attrs.update(FILE_ATTRS)
             opts = {"track_times": False}
@@ -126,6 +140,8 @@ def export_h5(dataset_dir: Path, out: Path, progress: bool = True) -> H5Report:
                     ds[key][i] = value
         publish(Path(tmp), out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        remove_folders(created)
         raise
     return H5Report(out=out, count=n, sequences=len(starts) - 1)

@@ -13,8 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from replicantface.dataset import atomic_write_bytes, encode_npz, load_sample
-from replicantface.export_300wlp import DatasetError, dataset_names, image_space_landmarks
+from replicantface.dataset import (
+    DatasetError,
+    atomic_write_bytes,
+    check_not_dataset_folder,
+    check_output_folder,
+    encode_npz,
+    load_sample,
+    make_folders,
+    remove_folders,
+)
+from replicantface.export_300wlp import dataset_names, image_space_landmarks
 
 SEQUENCE_RE = re.compile(r"^(face_\d+)_(\d+)$")
 
@@ -66,22 +75,35 @@ class SequenceReport:
 
 
 def export_npz_sequences(dataset_dir: Path, out_dir: Path, progress: bool = True) -> SequenceReport:
-    """Write ``out_dir/<sequence>.npz`` for each sequence; existing files are kept (resume)."""
+    """Write ``out_dir/<sequence>.npz`` for each sequence; existing files are kept (resume).
+
+    ``out_dir`` may not be the dataset folder. On an error, what this run wrote is removed.
+    """
     from tqdm import tqdm
 
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     names = dataset_names(dataset_dir)
+    check_not_dataset_folder(out_dir, dataset_dir, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DatasetError(f"{out_dir} exists and is not a folder")
+    check_output_folder(out_dir)
     groups = group_sequences(names)
     todo = {k: v for k, v in groups.items() if not (out_dir / f"{k}.npz").is_file()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for key, members in tqdm(todo.items(), desc="npz-sequences", unit="seq", disable=not progress):
-        frames = [frame_arrays(load_sample(dataset_dir, n)) for n in members]
-        shapes = {f["colorImages"].shape for f in frames}
-        if len(shapes) != 1:
-            raise DatasetError(f"sequence {key} mixes image sizes {sorted(shapes)}")
-        arrays = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
-        atomic_write_bytes(out_dir / f"{key}.npz", encode_npz(arrays))
+    created = make_folders(out_dir)
+    written: list[Path] = []
+    try:
+        for key, members in tqdm(todo.items(), desc="npz-sequences", unit="seq",
+                                 disable=not progress):
+            frames = [frame_arrays(load_sample(dataset_dir, n)) for n in members]
+            shapes = {f["colorImages"].shape for f in frames}
+            if len(shapes) != 1:
+                raise DatasetError(f"sequence {key} mixes image sizes {sorted(shapes)}")
+            arrays = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
+            written.append(atomic_write_bytes(out_dir / f"{key}.npz", encode_npz(arrays)))
+    except Exception:
+        for path in written:
+            path.unlink(missing_ok=True)
+        remove_folders(created)
+        raise
     return SequenceReport(out_dir=out_dir, samples=len(names), written=len(todo),
                           already_present=len(groups) - len(todo))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,10 @@ GROUPS = {
     "eyes": (range(36, 48), (0, 255, 80)),
     "mouth": (range(48, 68), (255, 60, 160)),
 }
+
+# Contact-sheet file suffix -> Pillow format.
+SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
 
 MASK_PALETTE = np.array(
     [
@@ -96,9 +101,26 @@ def contact_sheet(images: list[Image.Image], columns: int = 4, tile: int = 320,
 
 def dataset_sheet(dataset_dir: Path, out_path: Path, columns: int = 4, tile: int = 320,
                   limit: int = 64, plain: bool = False) -> Path:
-    """Contact sheet of a dataset with landmarks, box and axes drawn; returns ``out_path``."""
-    from replicantface.dataset import load_sample, sample_names
+    """Contact sheet of a dataset with landmarks, box and axes drawn; returns ``out_path``.
 
+    The format follows the suffix (``SHEET_FORMATS``). The file is written atomically, after
+    every sample has loaded; an unreadable sample raises ``dataset.DatasetError``.
+    """
+    from replicantface.dataset import (
+        atomic_write_bytes,
+        load_sample,
+        make_folders,
+        remove_folders,
+        sample_names,
+    )
+
+    out_path = Path(out_path)
+    fmt = SHEET_FORMATS.get(out_path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{out_path}: the sheet must be one of {', '.join(SHEET_FORMATS)}")
+    if columns < 1 or tile < 1 or limit < 1:
+        raise ValueError(f"columns, tile and limit must be at least 1, got {columns}, {tile}, "
+                         f"{limit}")
     names = sample_names(dataset_dir)[:limit]
     if not names:
         raise FileNotFoundError(f"no samples (face_*.npz) in {dataset_dir}")
@@ -109,7 +131,12 @@ def dataset_sheet(dataset_dir: Path, out_path: Path, columns: int = 4, tile: int
         p, y, r = np.degrees(s["pose_aflw"])
         captions.append(f"{name[5:]}  p{p:+.0f} y{y:+.0f} r{r:+.0f}")
     sheet = contact_sheet(tiles, columns=columns, tile=tile, captions=None if plain else captions)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_path)
+    buf = io.BytesIO()
+    sheet.save(buf, format=fmt)
+    created = make_folders(out_path.parent)
+    try:
+        atomic_write_bytes(out_path, buf.getvalue())
+    except BaseException:
+        remove_folders(created)
+        raise
     return out_path

@@ -138,3 +138,61 @@ def test_gallery_writes_a_sheet(tmp_path):
     assert sheet.shape == (64, 128, 3)
     # Two different faces, not two blank tiles.
     assert sheet[:, :64].std() > 5 and np.abs(sheet[:, :64].astype(int) - sheet[:, 64:]).mean() > 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--columns", "0"], "--columns must be in [1, 1024], got 0"),
+    (["--columns", "-2"], "--columns must be in [1, 1024], got -2"),
+    (["--tile", "0"], "--tile must be in [1, 4096], got 0"),
+    (["--tile", "-5"], "--tile must be in [1, 4096], got -5"),
+    (["--limit", "0"], "--limit must be at least 1, got 0"),
+    (["--limit", "-1"], "--limit must be at least 1, got -1"),
+    (["--out", "{o}/sub/x"], "--out must end in .png, .jpg"),
+    (["--out", "{o}/sub/x.txt"], "--out must end in .png, .jpg"),
+    (["--out", "{o}"], "--out must end in .png, .jpg"),
+    (["--out", "{o}/dir.png"], "is a folder; name a file"),
+    (["--out", "{o}/afile/x.png"], "afile is a file, not a folder"),
+])
+def test_sheet_bad_input_exits_2_and_writes_nothing(raw_dataset, tmp_path, capsys, args, message):
+    from replicantface.cli import main
+
+    o = tmp_path / "o"
+    o.mkdir()
+    (o / "dir.png").mkdir()
+    (o / "afile").write_text("x")
+    args = [a.replace("{o}", str(o)) for a in args]
+    assert main(["sheet", str(raw_dataset), "--out", str(o / "sub" / "s.png"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+    assert sorted(os.listdir(o)) == ["afile", "dir.png"] and not os.listdir(o / "dir.png")
+
+
+def test_sheet_writes_the_image(raw_dataset, tmp_path, capsys):
+    from PIL import Image
+
+    from replicantface.cli import main
+
+    out = tmp_path / "sub" / "s.jpg"
+    assert main(["sheet", str(raw_dataset), "--out", str(out), "--tile", "64", "--limit", "3",
+                 "--columns", "2"]) == 0
+    assert Image.open(out).size == (128, 128)
+    assert os.listdir(out.parent) == ["s.jpg"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+    (["--count", "10000000000000"], "--count must be in [1, 1000000]"),
+    (["--count", "0"], "--count must be in [1, 1000000]"),
+    (["--out", "{o}/afile/h.png"], "afile is a file, not a folder"),
+])
+def test_poses_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    from replicantface.cli import main
+
+    o = tmp_path / "o"
+    o.mkdir()
+    (o / "afile").write_text("x")
+    args = [a.replace("{o}", str(o)) for a in args]
+    assert main(["poses", "--count", "10", "--out", str(o / "sub" / "h.png"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+    assert os.listdir(o) == ["afile"]

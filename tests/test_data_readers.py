@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import re
+import shutil
 import zipfile
 from math import cos, sin
 from pathlib import Path
@@ -430,3 +431,45 @@ def test_rendered_yaw_pair_agrees_after_flipping_one(generator):
         ca = np.argwhere(a["mask"].numpy() == cls).mean(axis=0)
         cb = np.argwhere(b["mask"].numpy() == cls).mean(axis=0)
         assert np.linalg.norm(ca - cb) < 2.0, cls.name
+
+
+# --- Damaged raw samples -------------------------------------------------------------------------
+
+def _damage(raw_dataset, root, kind):
+    ds = root / "ds"
+    shutil.copytree(raw_dataset, ds)
+    npz = ds / "face_000001.npz"
+    if kind == "truncated":
+        npz.write_bytes(npz.read_bytes()[:300])
+    else:
+        with np.load(npz) as z:
+            arrays = {k: z[k] for k in z.files if k != "pose_aflw"}
+        np.savez(npz, **arrays)
+    return ds
+
+
+@pytest.mark.parametrize("kind, words", [("truncated", "not a valid .npz file"),
+                                         ("no_pose", "missing label 'pose_aflw'")])
+def test_damaged_sample_raises_a_dataset_error_naming_the_file(raw_dataset, tmp_path, capsys,
+                                                                kind, words):
+    from replicantface.dataset import DatasetError
+
+    ds = _damage(raw_dataset, tmp_path, kind)
+    reader = data.FaceDataset(ds)
+    for read in (reader.labels, reader.load):
+        with pytest.raises(DatasetError, match=re.escape(f"face_000001.npz: {words}")):
+            read(1)
+    pred = tmp_path / "pred.csv"
+    pred.write_text("name,pitch,yaw,roll\n" + "".join(f"{n},0,0,0\n" for n in reader.names))
+    assert main(["evaluate", str(pred), str(ds)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "face_000001.npz" in err and words in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00binary\x00\x81", b"name,pitch\xe9,yaw\n"])
+def test_binary_prediction_file_is_named(raw_dataset, tmp_path, capsys, content):
+    pred = tmp_path / "pred.csv"
+    pred.write_bytes(content)
+    assert main(["evaluate", str(pred), str(raw_dataset)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(pred) in err and "\n" not in err, err

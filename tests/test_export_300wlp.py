@@ -384,3 +384,168 @@ def test_npz_sequences_per_face_index(raw_dataset, raw, tmp_path):
     out2 = tmp_path / "seq2"
     assert main(["export", "npz-sequences", str(raw_dataset), str(out2), "--no-progress"]) == 0
     assert sorted(os.listdir(out2)) == [f"{n}.npz" for n in sorted(raw)]
+
+
+# --- Bad input fails with one line and writes nothing ---------------------------------------------
+
+BAD = "face_000001"
+# kind -> (file named in the message, words of the message)
+DAMAGE = {
+    "junk_npz": (f"{BAD}.npz", "not a valid .npz file"),
+    "truncated_npz": (f"{BAD}.npz", "not a valid .npz file"),
+    "pickled_npz": (f"{BAD}.npz", "label 'pose_aflw' holds pickled objects"),
+    "no_pose": (f"{BAD}.npz", "missing label 'pose_aflw'"),
+    "no_box": (f"{BAD}.npz", "missing label 'bbox_face'"),
+    "missing_jpg": (f"{BAD}.jpg", "image file missing"),
+    "junk_jpg": (f"{BAD}.jpg", "not a readable image"),
+}
+
+
+def damaged_copy(raw_dataset, root: Path, kind: str) -> Path:
+    """A copy of the raw dataset whose second sample is damaged in the way ``kind`` names."""
+    ds = root / "ds"
+    shutil.copytree(raw_dataset, ds)
+    npz, jpg = ds / f"{BAD}.npz", ds / f"{BAD}.jpg"
+    if kind == "junk_npz":
+        npz.write_bytes(b"not an npz file\n" * 16)
+    elif kind == "truncated_npz":
+        npz.write_bytes(npz.read_bytes()[:300])
+    elif kind in ("pickled_npz", "no_pose", "no_box"):
+        with np.load(npz) as z:
+            arrays = {k: z[k] for k in z.files}
+        if kind == "pickled_npz":
+            arrays["pose_aflw"] = np.array([{"pitch": 0.0}, None], dtype=object)
+        else:
+            del arrays["pose_aflw" if kind == "no_pose" else "bbox_face"]
+        np.savez(npz, **arrays)
+    elif kind == "missing_jpg":
+        jpg.unlink()
+    else:
+        jpg.write_bytes(b"\xff\xd8 not a jpeg")
+    return ds
+
+
+def _command(what: str, ds: Path, out_root: Path) -> list[str]:
+    out = {"sheet": "sub/s.png", "300wlp": "sub/x.zip", "300wlp-folder": "sub/x",
+           "h5": "sub/x.h5", "npz-sequences": "sub/x"}[what]
+    out = str(out_root / out)
+    if what == "sheet":
+        return ["sheet", str(ds), "--out", out]
+    return ["export", what.removesuffix("-folder"), str(ds), out, "--no-progress"]
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+@pytest.mark.parametrize("what", ["sheet", "300wlp", "300wlp-folder", "h5", "npz-sequences"])
+def test_damaged_sample_is_named_and_nothing_is_left(raw_dataset, tmp_path, capsys, kind, what):
+    ds = damaged_copy(raw_dataset, tmp_path, kind)
+    before = {p.name: p.read_bytes() for p in ds.iterdir()}
+    out_root = tmp_path / "o"
+    if what == "h5" and kind == "no_pose":  # the h5 export does not read pose_aflw
+        assert main(_command(what, ds, out_root)) == 0
+        return
+    assert main(_command(what, ds, out_root)) == 2
+    err = capsys.readouterr().err.strip()
+    name, words = DAMAGE[kind]
+    assert "\n" not in err and name in err and words in err, err
+    assert not out_root.exists()  # the sub-folders it made are gone too
+    assert {p.name: p.read_bytes() for p in ds.iterdir()} == before
+
+
+def test_failed_export_keeps_what_was_there(raw_dataset, tmp_path, capsys):
+    ds = damaged_copy(raw_dataset, tmp_path, "no_box")
+    out = tmp_path / "seq"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["export", "npz-sequences", str(ds), str(out), "--no-progress"]) == 2
+    assert sorted(os.listdir(out)) == ["notes.txt"]  # face_000000.npz, written first, is gone
+    assert main(["export", "300wlp", str(ds), str(out), "--no-progress"]) == 2
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("what", ["300wlp", "h5", "npz-sequences"])
+def test_output_among_the_samples_is_refused(raw_dataset, tmp_path, capsys, what):
+    ds = tmp_path / "ds"
+    shutil.copytree(raw_dataset, ds)
+    label = (ds / "face_000003.npz").read_bytes()
+    out = {"300wlp": ds / "x.zip", "h5": ds / "face_000003.npz", "npz-sequences": ds}[what]
+    assert main(["export", what, str(ds), str(out), "--no-progress"]) == 2
+    assert "is in the dataset folder" in capsys.readouterr().err
+    assert (ds / "face_000003.npz").read_bytes() == label
+    assert sorted(os.listdir(ds)) == sorted(os.listdir(raw_dataset))
+    # A sub-folder of the dataset is fine (the workbench keeps its .mat export there).
+    sub = ds / "exports" / {"300wlp": "x.zip", "h5": "x.h5", "npz-sequences": "seq"}[what]
+    assert main(["export", what, str(ds), str(sub), "--no-progress"]) == 0
+
+
+def test_h5_does_not_replace_a_file_that_is_not_hdf5(raw_dataset, tmp_path, capsys):
+    notes = tmp_path / "notes.h5"
+    notes.write_text("my notes")
+    assert main(["export", "h5", str(raw_dataset), str(notes), "--no-progress"]) == 2
+    assert "notes.h5 exists and is not an HDF5 file" in capsys.readouterr().err
+    assert notes.read_text() == "my notes"
+    # An earlier export is an HDF5 file and is rebuilt.
+    out = tmp_path / "rf.h5"
+    assert main(["export", "h5", str(raw_dataset), str(out), "--no-progress"]) == 0
+    assert main(["export", "h5", str(raw_dataset), str(out), "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("what", ["sheet", "300wlp", "h5", "npz-sequences"])
+def test_output_below_a_regular_file(raw_dataset, tmp_path, capsys, what):
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    assert main(_command(what, raw_dataset, a_file)) == 2
+    err = capsys.readouterr().err
+    assert f"{a_file} is a file, not a folder" in err and "File exists" not in err, err
+    assert a_file.read_text() == "x"
+
+
+def test_existing_zip_with_other_entries_is_refused(raw_dataset, tmp_path, capsys):
+    mine = tmp_path / "mine.zip"
+    with zipfile.ZipFile(mine, "w") as zf:
+        zf.writestr("thesis/chapter1.txt", "years of work")
+    data = mine.read_bytes()
+    assert main(["export", "300wlp", str(raw_dataset), str(mine), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "thesis/chapter1.txt" in err and "new zip" in err
+    assert mine.read_bytes() == data
+    # So is an export under another --parent (a rebuild would drop it).
+    other = tmp_path / "other.zip"
+    assert main(["export", "300wlp", str(raw_dataset), str(other), "--no-progress",
+                 "--parent", "a"]) == 0
+    assert main(["export", "300wlp", str(raw_dataset), str(other), "--no-progress",
+                 "--parent", "b"]) == 2
+    assert "a/face_000000.jpg" in capsys.readouterr().err
+
+
+def test_existing_zip_with_a_damaged_entry(raw_dataset, tmp_path, capsys):
+    # One sample first, so the run over all of them has to copy its pair from the old zip.
+    one = tmp_path / "one"
+    one.mkdir()
+    for suffix in (".jpg", "_mask.png", ".npz"):
+        shutil.copy(raw_dataset / f"face_000000{suffix}", one)
+    out = tmp_path / "o" / "x.zip"
+    loose = ["--no-progress", "--min-luminance", "0", "--min-face-px", "0", "--max-face-frac",
+             "1", "--max-yaw-deg", "180"]
+    assert main(["export", "300wlp", str(one), str(out), *loose]) == 0
+    with zipfile.ZipFile(out) as zf:
+        info = zf.getinfo(f"{PARENT}/face_000000.jpg")
+    data = bytearray(out.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + 50] ^= 0xFF
+    out.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["export", "300wlp", str(raw_dataset), str(out), *loose]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{out} is a damaged zip file" in err and "\n" not in err, err
+    assert out.read_bytes() == bytes(data)
+    assert os.listdir(out.parent) == ["x.zip"]  # no temp file left
+
+
+@pytest.mark.parametrize("flag", ["--min-luminance", "--min-face-px", "--max-face-frac",
+                                  "--max-yaw-deg"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_filter_options_must_be_finite(raw_dataset, tmp_path, capsys, flag, value):
+    out = tmp_path / "x.zip"
+    assert main(["export", "300wlp", str(raw_dataset), str(out), "--no-progress",
+                 f"{flag}={value}"]) == 2
+    assert f"{flag} must be a finite number" in capsys.readouterr().err
+    assert not out.exists()
