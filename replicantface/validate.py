@@ -92,6 +92,10 @@ class ValidationResult:
         return lines
 
 
+# Beyond this many expected samples the missing ones are not enumerated (memory).
+MAX_EXPECTED_SAMPLES = 10_000_000
+
+
 def parse_name(stem: str) -> tuple[int, int | None] | None:
     """(index, variation) of a sample stem like ``face_000123`` or ``face_000123_04``."""
     m = NAME.match(stem)
@@ -332,6 +336,12 @@ def validate_dataset(out_dir: Path, start: int = 0, count: int | None = None, jo
     else:
         indices = range(0)
         result.expected = "no samples"
+    per_face = 1 if variations == 0 else variations + 1
+    if len(indices) * per_face > MAX_EXPECTED_SAMPLES:  # a stray face_999999999999 or a huge --count
+        result.dataset_problems.append(
+            f"{result.expected} is more than {MAX_EXPECTED_SAMPLES:,} samples; missing ones are not "
+            "listed (check a smaller range with --start and --count)")
+        indices = range(0)
     wanted = [(i, v) for i in indices
               for v in ([None] if variations == 0 else range(variations + 1))]
     result.missing = [_stem(i, v) for i, v in wanted if (i, v) not in present]

@@ -131,6 +131,16 @@ def test_missing_and_duplicate_indices(tmp_path, capsys):
     assert code == 1 and "missing: face_000002, face_000006, face_000007" in text
 
 
+def test_a_huge_index_range_is_reported_not_enumerated(tmp_path, capsys):
+    ds = make_dataset(tmp_path / "ds", count=2)
+    dataset.write_sample(ds, "face_999999999999", *fake_labels(999999999999))
+    result = validate_dataset(ds)
+    assert not result.ok and result.missing == []
+    assert any("faces 0..999999999999" in p and "not listed" in p for p in result.dataset_problems)
+    code, text = run_validate(capsys, ds, "--count", 10**13)
+    assert code == 1 and "more than 10,000,000 samples" in text
+
+
 def test_duplicate_manifest_lines_and_stray_temp_files(tmp_path):
     ds = make_dataset(tmp_path / "ds", count=2)
     (ds / ".face_000001.npz.abc123.tmp").write_bytes(b"half")
