@@ -134,8 +134,24 @@ def test_accessory_and_hair_tables_in_toml(tmp_path):
     ("[accessories]\nprobabilities = 3\n", r"probabilities must be a table"),
     ("[hair]\nstyle_weights = [1, 2]\n", r"\[hair\]: style_weights needs 13 weights"),
     ("[hair]\nbeard_prob_male = 2\n", r"beard_prob_male = 2 is out of range"),
+    ("[camera]\nfocal_mm_choices = []\n", r"\[camera\]: focal_mm_choices must not be empty"),
+    ("[camera]\nfocal_mm_choices = [-50.0, 0.0]\n", r"focal_mm_choices\[0\] = -50.0 is out of range \[12.0, 200.0\]"),
+    ("[camera]\nfocal_mm_choices = [true, false]\n", r"focal_mm_choices must be a list of numbers"),
+    ("[appearance]\nfitzpatrick_weights = [1, 1, true, 1, 1, 1]\n", r"fitzpatrick_weights must be a list of numbers"),
+    ("[appearance]\nclothing_cut_weights = [1, 1, 1, 1, 5000]\n",
+     r"clothing_cut_weights\[4\] = 5000 is out of range \[0.0, 1000.0\]"),
+    # Weight tables must leave something to draw.
+    ("[hair]\nstyle_weights = [" + ", ".join(["0"] * 13) + "]\n", r"\[hair\]: style_weights must not all be 0"),
+    ("[hair]\nstyle_weights = [-1" + ", 1" * 12 + "]\n", r"style_weights\[0\] = -1 is out of range \[0.0, 1000.0\]"),
+    ("[hair]\nbeard_weights = [1, 0, 0, 0, 0, 0]\n", r"\[hair\]: beard_weights must not all be 0"),
+    ("[hair]\nbeard_weights = [0, 1, 1, -2, 1, 1]\n", r"beard_weights\[3\] = -2 is out of range"),
+    # Counts must be whole numbers (range() and friends need an int).
+    ("[lighting]\nmax_attempts = 1.5\n", r"\[lighting\]: max_attempts must be a whole number, got 1.5"),
+    ("[expression]\nextra_actions_max = 2.5\n", r"extra_actions_max must be a whole number, got 2.5"),
+    ("[post]\njpeg_quality_min = 80.5\n", r"\[post\]: jpeg_quality_min must be a whole number, got 80.5"),
+    ("[lighting]\nmax_attempts = true\n", r"max_attempts must be a whole number, got true"),
 ])
-def test_bad_accessory_and_hair_values_are_named(tmp_path, text, message):
+def test_bad_settings_are_named(tmp_path, text, message):
     f = tmp_path / "c.toml"
     f.write_text(text)
     with pytest.raises(config.ConfigError, match=message):
@@ -331,31 +347,6 @@ def test_cli_names_a_config_that_is_not_utf8(tmp_path):
                         "--config", str(f)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "c.toml: not valid UTF-8" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
-
-
-@pytest.mark.parametrize("text, message", [
-    ("[camera]\nfocal_mm_choices = []\n", r"\[camera\]: focal_mm_choices must not be empty"),
-    ("[camera]\nfocal_mm_choices = [-50.0, 0.0]\n", r"focal_mm_choices\[0\] = -50.0 is out of range \[12.0, 200.0\]"),
-    ("[camera]\nfocal_mm_choices = [true, false]\n", r"focal_mm_choices must be a list of numbers"),
-    ("[appearance]\nfitzpatrick_weights = [1, 1, true, 1, 1, 1]\n", r"fitzpatrick_weights must be a list of numbers"),
-    ("[appearance]\nclothing_cut_weights = [1, 1, 1, 1, 5000]\n",
-     r"clothing_cut_weights\[4\] = 5000 is out of range \[0.0, 1000.0\]"),
-    # Weight tables must leave something to draw.
-    ("[hair]\nstyle_weights = [" + ", ".join(["0"] * 13) + "]\n", r"\[hair\]: style_weights must not all be 0"),
-    ("[hair]\nstyle_weights = [-1" + ", 1" * 12 + "]\n", r"style_weights\[0\] = -1 is out of range \[0.0, 1000.0\]"),
-    ("[hair]\nbeard_weights = [1, 0, 0, 0, 0, 0]\n", r"\[hair\]: beard_weights must not all be 0"),
-    ("[hair]\nbeard_weights = [0, 1, 1, -2, 1, 1]\n", r"beard_weights\[3\] = -2 is out of range"),
-    # Counts must be whole numbers (range() and friends need an int).
-    ("[lighting]\nmax_attempts = 1.5\n", r"\[lighting\]: max_attempts must be a whole number, got 1.5"),
-    ("[expression]\nextra_actions_max = 2.5\n", r"extra_actions_max must be a whole number, got 2.5"),
-    ("[post]\njpeg_quality_min = 80.5\n", r"\[post\]: jpeg_quality_min must be a whole number, got 80.5"),
-    ("[lighting]\nmax_attempts = true\n", r"max_attempts must be a whole number, got true"),
-])
-def test_bad_settings_are_named(tmp_path, text, message):
-    f = tmp_path / "c.toml"
-    f.write_text(text)
-    with pytest.raises(config.ConfigError, match=message):
-        config.load_config(f)
 
 
 def test_whole_numbers_written_as_floats_become_ints(tmp_path):
