@@ -67,10 +67,12 @@ def mtcnn_detector(min_face_size: int = 20, thresholds: Sequence[float] = MTCNN_
 
 
 def mtcnn_stage_probe(rgb: np.ndarray, face_box: Sequence[float], loosened: float = 0.3,
-                      min_iou: float = 0.3) -> dict[str, float | None]:
+                      min_iou: float = 0.3,
+                      landmarks: np.ndarray | None = None) -> dict[str, float | None]:
     """Which MTCNN stage holds a face back: stage name (MTCNN_STAGES) -> the confidence of the
     matching detection when only that stage's threshold is lowered to ``loosened`` (the others
-    keep MTCNN_THRESHOLDS), or None when the face is still missed.
+    keep MTCNN_THRESHOLDS), or None when the face is still missed. ``min_iou`` and
+    ``landmarks`` are match_face's.
 
     A face found only with the first stage loosened is one the cascade nearly proposed; one
     missed with every stage loosened is far from what MTCNN knows as a face.
@@ -79,7 +81,7 @@ def mtcnn_stage_probe(rgb: np.ndarray, face_box: Sequence[float], loosened: floa
     for k, stage in enumerate(MTCNN_STAGES):
         thresholds = list(MTCNN_THRESHOLDS)
         thresholds[k] = loosened
-        match, _ = match_face(_mtcnn_with(tuple(thresholds))(rgb), face_box, min_iou)
+        match, _ = match_face(_mtcnn_with(tuple(thresholds))(rgb), face_box, min_iou, landmarks)
         out[stage] = match.confidence if match else None
     return out
 
@@ -125,6 +127,13 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def inner_landmarks(labels) -> np.ndarray:
+    """The visible ones of a sample's inner landmarks (iBUG-68 points 17-67: brows, eyes, nose,
+    mouth) as (N, 2) pixel points, for match_face."""
+    points = np.asarray(labels["landmarks_2d"], dtype=float)[17:]
+    return points[np.asarray(labels["landmarks_visible"], dtype=bool)[17:]]
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two [x0, y0, x1, y1] boxes (0 when either is empty)."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -135,21 +144,32 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def match_face(detections: Sequence[Detection], face_box: Sequence[float],
-               min_iou: float = 0.3) -> tuple[Detection | None, float]:
+               min_iou: float = 0.3, landmarks: np.ndarray | None = None,
+               min_landmarks: float = 0.5) -> tuple[Detection | None, float]:
     """The most confident detection that hits the labelled face, and its IoU with it.
 
-    A detection hits when its IoU with ``face_box`` is at least ``min_iou`` or its centre lies
-    inside ``face_box`` (the label box spans the whole face-skin region, scalp included, so a
-    correct tight face box can have a small IoU on a bald head). Returns (None, best IoU) on a miss.
+    A detection hits when its IoU with ``face_box`` is at least ``min_iou``. The label box spans
+    the whole face-skin region, scalp included, so a correct tight face box can have a small IoU
+    on a bald head: given ``landmarks`` ((N, 2) pixel points, the visible inner landmarks), a
+    detection also hits when its centre lies inside ``face_box`` and it holds at least
+    ``min_landmarks`` of those points, so a box around one eye is not taken for the face.
+    Returns (None, best IoU) on a miss.
     """
     if not np.all(np.isfinite(face_box)):
         return None, 0.0
+    points = None if landmarks is None else np.asarray(landmarks, dtype=float).reshape(-1, 2)
     best_iou = 0.0
     for det in detections:  # most confident first
         iou = box_iou(det.box, face_box)
         best_iou = max(best_iou, iou)
+        if iou >= min_iou:
+            return det, iou
+        if points is None or len(points) == 0:
+            continue
         cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
         inside = face_box[0] <= cx < face_box[2] and face_box[1] <= cy < face_box[3]
-        if iou >= min_iou or inside:
+        held = np.mean((points[:, 0] >= det.box[0]) & (points[:, 0] <= det.box[2])
+                       & (points[:, 1] >= det.box[1]) & (points[:, 1] <= det.box[3]))
+        if inside and held >= min_landmarks:
             return det, iou
     return None, best_iou
