@@ -1563,8 +1563,10 @@ def _build_mask(head, ch, spec, b) -> None:
         d = dir_to(p)
         return np.arctan2(d[..., 1], d[..., 2]), np.arcsin(d[..., 0])
 
-    a_bridge, _ = ang(lm[28] + np.array([0, 0.002 if style == "ffp2" else 0.0, 0]))
-    a_cheek, _ = ang(np.array([lm[41, 0], lm[41, 1] - 0.016, lm[41, 2]]))
+    # The nose wire sits on the bridge between iBUG points 28 and 29; from there the top edge
+    # falls off the nose and crosses the cheeks two centimetres under the lower lids.
+    a_bridge, _ = ang(0.5 * (lm[28] + lm[29]) + np.array([0, 0.002 if style == "ffp2" else 0.0, 0]))
+    a_cheek, _ = ang(np.array([lm[41, 0], lm[41, 1] - 0.02, lm[41, 2]]))
     a_chin, _ = ang(lm[8] + np.array([0.0, -0.012, -0.012]))
     a_jaw, b_jaw = ang(lm[4])
     b_max = min(abs(b_jaw) + np.radians(4), np.radians(62))
