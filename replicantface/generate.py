@@ -240,6 +240,8 @@ class Generator:
         return sample
 
     def _render_once(self, params: SampleParams) -> Sample:
+        from replicantface import scene_accessories
+
         t0 = time.perf_counter()
         self._ensure_scene()
         geo, teeth_v, teeth_f = self.pose_human(params)
@@ -258,6 +260,7 @@ class Generator:
                          light_ratio=self.face_light_ratio(params, geo))
         s.apply_lighting(self.handles, params.lighting, hdri_path, cam_to_world, target,
                          exposure_ev=ev, white_balance_rgb=self.white_balance(params, geo))
+        scene_accessories.sync_lens_reflections(self.handles)
         t1 = time.perf_counter()
         result = s.render(self.handles)
         t2 = time.perf_counter()

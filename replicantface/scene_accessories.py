@@ -4,8 +4,8 @@ Objects and materials are created on first use and kept in ``handles.extras["acc
 Materials are shared per (kind, segmentation class) and set ``pass_index`` to the class; colours
 come from a per-face attribute (``rf_colour``) and two object properties (``rf_secondary``,
 ``rf_pattern``), so no material is rebuilt per sample. Clear lenses are a pure Transparent BSDF
-(alpha 0, below the view layer's pass alpha threshold) plus a faint Fresnel glare, so the mask
-keeps the class behind them.
+(alpha 0, below the view layer's pass alpha threshold) plus an emission that mirrors the world's
+environment with glass's Fresnel reflectance, so the mask keeps the class behind them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _KEY = "accessories"
 # Share of light a dark lens lets through: sunglasses filter categories 2-3 pass 8-43 %.
 # Its alpha (1 - this) stays over the pass alpha threshold (0.5), so the mask shows the lens.
 DARK_LENS_TRANSMITTANCE = 0.2
-CLEAR_LENS_GLARE = 0.06  # emission strength of the clear lenses' Fresnel sheen (more turns them milky in dim light)
+LENS_GLASS_IOR = 1.5  # crown glass and CR-39 spectacle lenses: 1.50
 
 
 def _state(handles) -> dict:
@@ -119,11 +119,38 @@ def _material(handles, kind: str, seg_class: int):
     colour = _colour_with_pattern(tree, kind)
     if kind == "lens_clear":
         # Any BSDF weight here makes Cycles end that share of camera paths on the lens and write
-        # its index; a pure Transparent BSDF plus a Fresnel glare (emission) never does.
+        # its index; a pure Transparent BSDF plus an emission never does. The emission is the
+        # glass's reflection of the scene's environment: the world's HDRI looked up along the
+        # reflected ray, at the world's lighting strength and tint, weighted by the Fresnel
+        # reflectance of glass (4 % head on, more at a glance), so the sheen is as bright as
+        # the light around the face, never a fixed veil. sync_lens_reflections copies the
+        # world's image, rotation, strength and tint in every sample. The reflection is what
+        # the lens shows, not a lamp: Cycles does not sample it as a light.
+        mat.cycles.emission_sampling = "NONE"
         transparent = tree.nodes.new("ShaderNodeBsdfTransparent")
-        fresnel = _node(tree, "ShaderNodeLayerWeight", Blend=0.3)
-        glare = _node(tree, "ShaderNodeEmission", Strength=CLEAR_LENS_GLARE)
-        tree.links.new(fresnel.outputs["Fresnel"], glare.inputs["Color"])
+        coord = tree.nodes.new("ShaderNodeTexCoord")
+        mapping = tree.nodes.new("ShaderNodeMapping")
+        mapping.name = "rf_env_mapping"
+        env = tree.nodes.new("ShaderNodeTexEnvironment")
+        env.name = "rf_env"
+        tint = tree.nodes.new("ShaderNodeMix")
+        tint.data_type = "RGBA"
+        tint.blend_type = "MULTIPLY"
+        tint.inputs["Factor"].default_value = 1.0
+        tint.name = "rf_env_tint"
+        fresnel = _node(tree, "ShaderNodeFresnel", IOR=LENS_GLASS_IOR)
+        reflect = tree.nodes.new("ShaderNodeMix")
+        reflect.data_type = "RGBA"
+        reflect.blend_type = "MULTIPLY"
+        reflect.inputs["Factor"].default_value = 1.0
+        glare = tree.nodes.new("ShaderNodeEmission")
+        glare.name = "rf_env_strength"
+        tree.links.new(coord.outputs["Reflection"], mapping.inputs["Vector"])
+        tree.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+        tree.links.new(env.outputs["Color"], tint.inputs[6])
+        tree.links.new(tint.outputs[2], reflect.inputs[6])
+        tree.links.new(fresnel.outputs["Fac"], reflect.inputs[7])
+        tree.links.new(reflect.outputs[2], glare.inputs["Color"])
         add = tree.nodes.new("ShaderNodeAddShader")
         tree.links.new(transparent.outputs[0], add.inputs[0])
         tree.links.new(glare.outputs[0], add.inputs[1])
@@ -233,3 +260,20 @@ def apply_accessories(handles, meshes: list[AccessoryMesh], head_to_world: np.nd
     for name, obj in state["objects"].items():
         if name not in used:
             obj.hide_render = True
+
+
+def sync_lens_reflections(handles) -> None:
+    """Give the clear lenses this sample's environment, once scene.apply_lighting has set the
+    world: its HDRI, rotation, lighting strength (what rays other than camera rays see) and tint."""
+    lenses = [m for (kind, _), m in _state(handles)["materials"].items() if kind == "lens_clear"]
+    if not lenses:
+        return
+    world = handles.world.node_tree.nodes
+    env = next(n for n in world if n.bl_idname == "ShaderNodeTexEnvironment")
+    mapping = next(n for n in world if n.bl_idname == "ShaderNodeMapping")
+    for mat in lenses:
+        nodes = mat.node_tree.nodes
+        nodes["rf_env"].image = env.image
+        nodes["rf_env_mapping"].inputs["Rotation"].default_value = mapping.inputs["Rotation"].default_value
+        nodes["rf_env_tint"].inputs[7].default_value = world["rf_tint"].inputs[7].default_value
+        nodes["rf_env_strength"].inputs["Strength"].default_value = world["rf_strength"].inputs[2].default_value

@@ -314,6 +314,15 @@ def test_masks_stay_on_the_face_with_the_head_turned(generator, tables):
             past_jaw = np.abs(body[:, 0]).max() - np.abs(lm[:17, 0]).max()
             assert drop < 0.02, (name, index, yaw, "below the chin", round(drop * 1000, 1))
             assert past_jaw < 0.005, (name, index, yaw, "past the jaw", round(past_jaw * 1000, 1))
+            # Under the eyes the top edge keeps off the lower lids (it rode up onto them), and
+            # on the midline it still covers the nose below the bridge.
+            for corners, lids in (((36, 39), (40, 41)), ((42, 45), (46, 47))):
+                x0, x1 = sorted(lm[list(corners), 0])
+                cols = (body[:, 0] > x0) & (body[:, 0] < x1)
+                gap = lm[list(lids), 1].min() - body[cols, 1].max()
+                assert gap > 0.01, (name, index, yaw, "under the eye", round(gap * 1000, 1))
+            mid = np.abs(body[:, 0]) < 0.004
+            assert body[mid, 1].max() > lm[30, 1] + 0.01, (name, index, yaw, "nose uncovered")
 
 
 def test_headphone_band_rests_on_a_bare_crown(generator, tables, extreme_heads):
@@ -508,3 +517,54 @@ def test_unused_accessories_are_hidden(generator, tables):
             assert mat.pass_index in (15, 16, 17, 18)
     scene_accessories.apply_accessories(generator.handles, [], geo.head_to_world)
     assert all(obj.hide_render for obj in objs.values())
+
+
+def test_clear_lenses_reflect_the_light_around_the_face(generator, tables, monkeypatch):
+    """A clear lens mirrors the environment: with four times the light and two stops less
+    exposure the lens looks the same, as the face does (a fixed sheen would fade to a quarter),
+    and it does show against the same face without glasses."""
+    import replicantface.generate as gen_mod
+
+    p = generator.params(21, 0)
+    pose = PoseParams(head_yaw_deg=35.0, head_pitch_deg=0.0, head_roll_deg=0.0,
+                      camera_heading_deg=0.0, camera_pitch_deg=0.0)
+    cam = dataclasses.replace(p.camera, face_fraction=0.9, shift_x=0.0, shift_y=0.0, use_dof=False)
+    light = dataclasses.replace(p.lighting, extra_light=None, face_exposure=0.0, white_balance=0.0,
+                                strength=1.0, background_strength=1.0)
+    p = dataclasses.replace(p, pose=pose, camera=cam, lighting=light,
+                            expression=ExpressionParams({}, 0.0, 0.0),
+                            hair=dataclasses.replace(p.hair, style="bald", beard="none"))
+    _, verts = _head_verts(generator, p)
+    worn = acc.AccessoryParams((_choice("glasses_rectangular"),))
+    lens_pts = []
+    for m in acc.build_accessories(worn, verts, tables):
+        kinds = np.array([kind for kind, _, _ in m.materials])
+        lens_faces = m.faces[kinds[m.face_material] == "lens_clear"]
+        lens_pts.append(m.vertices[np.unique(lens_faces)])
+    lens_pts = np.concatenate(lens_pts)
+    sides = (lens_pts[:, 0] < 0, lens_pts[:, 0] >= 0)  # the two lenses (head frame x)
+
+    def render(accessories, gain):
+        monkeypatch.setattr(gen_mod, "exposure_ev", lambda *a, **k: -float(np.log2(gain)))
+        lit = dataclasses.replace(light, strength=gain, background_strength=gain)
+        return generator._render_once(dataclasses.replace(p, accessories=accessories, lighting=lit))
+
+    bare = acc.AccessoryParams(())
+    a, b, c, d = render(worn, 2.0), render(worn, 8.0), render(bare, 2.0), render(bare, 8.0)
+    res = a.mask.shape[0]
+    # modelview maps the head frame to the camera.
+    px, _ = labels.project_points(lens_pts, a.labels["modelview"], a.labels["projection"], (res, res))
+    region = np.zeros(a.mask.shape, bool)
+    for side in sides:
+        x0, y0 = np.clip(np.floor(px[side].min(0)).astype(int) + 1, 0, res)
+        x1, y1 = np.clip(np.ceil(px[side].max(0)).astype(int) - 1, 0, res)
+        region[y0:y1, x0:x1] = True
+    region &= a.mask != SegClass.GLASSES  # the lens's own pixels: the eye and skin seen through it
+    assert region.sum() > 40, region.sum()
+    # Region means of signed differences: the render noise averages out, the reflection does not.
+    sheen = (a.rgb.astype(float) - c.rgb)[region].mean()
+    drift = abs((a.rgb.astype(float) - b.rgb)[region].mean())
+    base = abs((c.rgb.astype(float) - d.rgb)[region].mean())
+    assert base < 0.5, base  # without glasses, the light and exposure make up for each other
+    assert sheen > 2.0, sheen
+    assert drift < 0.25 * sheen, (drift, sheen)
