@@ -38,6 +38,18 @@ def _node(tree, idname, **inputs):
     return node
 
 
+def _math(tree, operation: str, *inputs):
+    """A Math node's output: ``operation`` on ``inputs`` (numbers or sockets)."""
+    node = tree.nodes.new("ShaderNodeMath")
+    node.operation = operation
+    for slot, value in zip(node.inputs, inputs):
+        if isinstance(value, (int, float)):
+            slot.default_value = value
+        else:
+            tree.links.new(value, slot)
+    return node.outputs[0]
+
+
 def _colour_with_pattern(tree, kind: str):
     """Base colour: the face attribute, mixed with the object's secondary colour by its pattern."""
     attr = tree.nodes.new("ShaderNodeAttribute")
@@ -138,7 +150,18 @@ def _material(handles, kind: str, seg_class: int):
         tint.blend_type = "MULTIPLY"
         tint.inputs["Factor"].default_value = 1.0
         tint.name = "rf_env_tint"
-        fresnel = _node(tree, "ShaderNodeFresnel", IOR=LENS_GLASS_IOR)
+        # Schlick's Fresnel on |cos| of the angle between the ray and the surface: the same on
+        # the lens's back face as on its front (Blender's Fresnel node takes a back face as
+        # glass-to-air and goes to total reflection past 42 degrees, while through a real lens
+        # the refracted ray meets the back face as steeply as it entered).
+        geometry = tree.nodes.new("ShaderNodeNewGeometry")
+        cos = _node(tree, "ShaderNodeVectorMath")
+        cos.operation = "DOT_PRODUCT"
+        tree.links.new(geometry.outputs["Normal"], cos.inputs[0])
+        tree.links.new(geometry.outputs["Incoming"], cos.inputs[1])
+        f0 = ((LENS_GLASS_IOR - 1.0) / (LENS_GLASS_IOR + 1.0)) ** 2
+        fresnel = _math(tree, "MULTIPLY_ADD", _math(tree, "POWER", _math(
+            tree, "SUBTRACT", 1.0, _math(tree, "ABSOLUTE", cos.outputs["Value"])), 5.0), 1.0 - f0, f0)
         reflect = tree.nodes.new("ShaderNodeMix")
         reflect.data_type = "RGBA"
         reflect.blend_type = "MULTIPLY"
@@ -149,7 +172,7 @@ def _material(handles, kind: str, seg_class: int):
         tree.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         tree.links.new(env.outputs["Color"], tint.inputs[6])
         tree.links.new(tint.outputs[2], reflect.inputs[6])
-        tree.links.new(fresnel.outputs["Fac"], reflect.inputs[7])
+        tree.links.new(fresnel, reflect.inputs[7])
         tree.links.new(reflect.outputs[2], glare.inputs["Color"])
         add = tree.nodes.new("ShaderNodeAddShader")
         tree.links.new(transparent.outputs[0], add.inputs[0])
