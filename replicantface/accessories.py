@@ -1540,6 +1540,12 @@ def _build_earrings(head, ch, spec, b) -> None:
 _MASK_NECK_DEPTH = 0.02  # m below the jaw line (head frame) that the mask's shape reads
 
 
+# A cloth mask's gathered side folds (count over its height, depth) and its hem's radius.
+CLOTH_MASK_FOLDS = 3.0
+CLOTH_MASK_FOLD_M = 0.003
+CLOTH_MASK_HEM_M = 0.0014
+
+
 def _build_mask(head, ch, spec, b) -> None:
     style = spec.options["style"]
     lm = head.lm
@@ -1589,6 +1595,10 @@ def _build_mask(head, ch, spec, b) -> None:
         bump += 0.004 * np.exp(-((uu) / 0.5) ** 2) * np.sin(np.pi * vv)
     elif style == "cloth":
         bump += 0.004 * np.exp(-(uu / 0.06) ** 2) * np.sin(np.pi * vv) ** 0.5
+        # The ear loops gather the fabric at the sides into a few soft horizontal folds.
+        side = np.clip((np.abs(uu) - 0.5) / 0.5, 0.0, 1.0) ** 1.5
+        bump += CLOTH_MASK_FOLD_M * side * np.sin(np.pi * vv) * (
+            0.5 + 0.5 * np.cos(2 * np.pi * (CLOTH_MASK_FOLDS * vv + ch.variant)))
     else:
         bump += 0.012 * np.clip(1 - np.abs(vv - 0.5) / 0.5, 0, 1) ** 1.5 * np.cos(uu * np.pi / 2) ** 0.6
     inner = c + (r + bump)[..., None] * d
@@ -1599,6 +1609,15 @@ def _build_mask(head, ch, spec, b) -> None:
         seam = outer[:, nv // 2] + 0.0006 * d[:, nv // 2]
         v_, f_ = _tube(seam, 0.0007, 5, ref=(0.0, 1.0, 0.0))
         b.add(v_, f_, mat)
+    if style == "cloth":
+        # A sewn mask: the centre seam down the front and a turned hem along both edges.
+        seam = outer[nu // 2]
+        v_, f_ = _tube(seam, 0.0011, 8, ref=(1.0, 0.0, 0.0), aspect=1.8)
+        b.add(v_, f_, mat)
+        for row in (0, nv - 1):
+            hem = outer[:, row] - CLOTH_MASK_HEM_M * 0.4 * d[:, row]
+            v_, f_ = _tube(hem, CLOTH_MASK_HEM_M, 6, ref=d[nu // 2, row], aspect=0.6)
+            b.add(v_, f_, mat)
     # Ear loops (or the FFP2's head straps) around the ears.
     loop_mat = b.slot("fabric", FACEWEAR, (0.8, 0.8, 0.8) if style != "cloth" else ch.colour_rgb)
     for s, side, col in (("r", -1.0, 0), ("l", 1.0, nu - 1)):

@@ -325,6 +325,31 @@ def test_masks_stay_on_the_face_with_the_head_turned(generator, tables):
             assert body[mid, 1].max() > lm[30, 1] + 0.01, (name, index, yaw, "nose uncovered")
 
 
+def test_cloth_mask_is_sewn(generator, tables, monkeypatch):
+    """A cloth mask shows how it is made: a seam down the middle of the front, a hem along the
+    top and bottom edges, and folds gathered at the sides by the ear loops."""
+    verts = _head_verts(generator, generator.params(0, 3))[1].astype(float)
+    mask = acc.build_accessories(acc.AccessoryParams((_choice("mask_cloth"),)), verts, tables)[0]
+    comp = _components(mask.faces, len(mask.vertices))
+    parts = [mask.vertices[np.unique(mask.faces[comp == k])].astype(float) for k in range(comp.max() + 1)]
+    body = max(parts, key=len)
+    seams = [q for q in parts if np.abs(q[:, 0]).max() < 0.004 and np.ptp(q[:, 1]) > 0.05]
+    hems = [q for q in parts if np.ptp(q[:, 0]) > 0.8 * np.ptp(body[:, 0]) and q is not body]
+    assert len(seams) == 1 and len(hems) == 2, (len(parts), len(seams), len(hems))
+    assert abs(hems[0][:, 1].mean() - hems[1][:, 1].mean()) > 0.04  # one at the top, one at the bottom
+    # Folds: against the same mask without them, the fabric at the side edges stands out and
+    # falls back at least three times from top to bottom, by up to 2 mm or more; the middle is
+    # as it was.
+    monkeypatch.setattr(acc, "CLOTH_MASK_FOLD_M", 0.0)
+    flat = acc.build_accessories(acc.AccessoryParams((_choice("mask_cloth"),)), verts, tables)[0]
+    grid = mask.vertices[:len(body)].reshape(2, 41, -1, 3)[1]  # the body comes first: inner, outer
+    lift = np.linalg.norm(grid - flat.vertices[:len(body)].reshape(2, 41, -1, 3)[1], axis=-1)
+    for edge in (lift[0], lift[-1]):
+        peaks = (edge[1:-1] > edge[:-2]) & (edge[1:-1] >= edge[2:]) & (edge[1:-1] > 0.001)
+        assert peaks.sum() >= 3 and edge.max() > 0.002, edge
+    assert lift[20].max() < 1e-6
+
+
 def test_headphone_band_rests_on_a_bare_crown(generator, tables, extreme_heads):
     """Over hair the band leaves room for it; on a bald head (hair.BARE_CROWN_STYLES) it rests on
     the scalp, within 3 mm, instead of standing 8 mm off it, and the scalp stays out of it."""
