@@ -41,7 +41,7 @@ DEFAULT_PROBABILITIES = {"glasses": 0.2, "hat": 0.1, "headphones": 0.02, "mask":
 PATTERNS = ("plain", "stripes", "check")
 # Material kinds the scene layer knows; clear lenses write no class of their own.
 MATERIAL_KINDS = ("plastic", "metal", "lens_clear", "lens_dark", "lens_mirror", "fabric", "knit", "rubber",
-                  "leather")
+                  "leather", "straw")
 # Build order: later items clear the earlier ones (glasses over a mask, hat over glasses).
 _BUILD_ORDER = ("scarf", "mask", "glasses", "headphones", "earrings", "hat")
 
@@ -1178,7 +1178,7 @@ def _build_cap(head, ch, spec, b) -> None:
 
 def _build_brimmed(head, ch, spec, b) -> None:
     o = spec.options
-    mat = b.slot("fabric", HEADWEAR, ch.colour_rgb)
+    mat = b.slot("straw" if spec.palette == "straw" else "fabric", HEADWEAR, ch.colour_rgb)
     gap, th = HAIR_ALLOWANCE_M + 0.003, 0.004
     front_y, back_y = _hat_rim_heights(head, spec, ch.variant)
     frame = _hat_frame(head, front_y, back_y)

@@ -189,6 +189,7 @@ def _material(handles, kind: str, seg_class: int):
         "knit": {"Roughness": 0.95, "Sheen Weight": 0.6},
         "rubber": {"Roughness": 0.65},
         "leather": {"Roughness": 0.45, "Coat Weight": 0.1},
+        "straw": {"Roughness": 0.7, "Sheen Weight": 0.2},
     }[kind]
     bsdf = _node(tree, "ShaderNodeBsdfPrincipled", **settings)
     tree.links.new(colour, bsdf.inputs["Base Color"])
@@ -211,6 +212,8 @@ def _material(handles, kind: str, seg_class: int):
         tree.links.new(transparent.outputs[0], mix.inputs[2])
         tree.links.new(mix.outputs[0], out.inputs["Surface"])
         return _keep(state, key, mat)
+    if kind == "straw":
+        _straw(tree, colour, bsdf)
     if kind in ("fabric", "knit"):
         coord = tree.nodes.new("ShaderNodeTexCoord")
         if kind == "knit":  # vertical ribs
@@ -226,6 +229,49 @@ def _material(handles, kind: str, seg_class: int):
         tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
     tree.links.new(bsdf.outputs[0], out.inputs["Surface"])
     return _keep(state, key, mat)
+
+
+# A straw hat is sewn from a braid wound round and round from the top of the crown: rows
+# STRAW_ROW_M apart (rings about STRAW_CENTRE, head frame metres, above the crown, so they run
+# level round the crown and concentric on the brim), each row woven in strands STRAW_STRAND_M
+# across.
+STRAW_CENTRE = (0.0, 0.35, 0.0)
+STRAW_ROW_M = 0.007
+STRAW_STRAND_M = 0.0016
+
+
+def _straw(tree, colour, bsdf) -> None:
+    """Straw: the braid's rows and strands in relief, the rows' seams a little darker, the
+    strands' colour uneven."""
+    coord = tree.nodes.new("ShaderNodeTexCoord")
+    centred = _node(tree, "ShaderNodeMapping", Location=tuple(-c for c in STRAW_CENTRE))
+    tree.links.new(coord.outputs["Object"], centred.inputs["Vector"])
+    # Blender's wave texture repeats every 2 pi / 20 of scale x distance.
+    rows = _node(tree, "ShaderNodeTexWave", Scale=2 * np.pi / 20 / STRAW_ROW_M, Distortion=0.4,
+                 **{"Detail Scale": 2.0})
+    rows.wave_type = "RINGS"
+    rows.rings_direction = "SPHERICAL"
+    rows.wave_profile = "SAW"
+    strands = _node(tree, "ShaderNodeTexWave", Scale=2 * np.pi / 20 / STRAW_STRAND_M, Distortion=2.0)
+    strands.bands_direction = "DIAGONAL"
+    for tex in (rows, strands):
+        tree.links.new(centred.outputs["Vector"], tex.inputs["Vector"])
+    height = _math(tree, "MULTIPLY_ADD", strands.outputs["Fac"], 0.35, rows.outputs["Fac"])
+    bump = _node(tree, "ShaderNodeBump", Strength=0.45)
+    tree.links.new(height, bump.inputs["Height"])
+    tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    mottle = _node(tree, "ShaderNodeTexNoise", Scale=300.0, Detail=2.0)
+    tree.links.new(coord.outputs["Object"], mottle.inputs["Vector"])
+    shade = _math(tree, "ADD", _math(tree, "MULTIPLY_ADD", rows.outputs["Fac"], 0.18, 0.7),
+                  _math(tree, "MULTIPLY_ADD", strands.outputs["Fac"], 0.12,
+                        _math(tree, "MULTIPLY_ADD", mottle.outputs["Fac"], 0.2, -0.1)))
+    tint = tree.nodes.new("ShaderNodeMix")
+    tint.data_type = "RGBA"
+    tint.blend_type = "MULTIPLY"
+    tint.inputs["Factor"].default_value = 1.0
+    tree.links.new(colour, tint.inputs[6])
+    tree.links.new(shade, tint.inputs[7])
+    tree.links.new(tint.outputs[2], bsdf.inputs["Base Color"])
 
 
 def _keep(state: dict, key, mat):

@@ -350,6 +350,16 @@ def test_cloth_mask_is_sewn(generator, tables, monkeypatch):
     assert lift[20].max() < 1e-6
 
 
+def test_the_sun_hat_is_straw(generator, tables):
+    """The sun hat takes the straw material (braided rows in relief); felt and cloth hats do not."""
+    verts = _head_verts(generator, generator.params(0, 3))[1].astype(float)
+    for name, straw in (("sun_hat", True), ("fedora", False), ("bucket_hat", False)):
+        mesh = acc.build_accessories(acc.AccessoryParams((_choice(name),)), verts, tables)[0]
+        kinds = [kind for kind, _, _ in mesh.materials]
+        assert ("straw" in kinds) == straw and kinds[0] == ("straw" if straw else "fabric"), (name, kinds)
+    assert "straw" in acc.MATERIAL_KINDS
+
+
 def test_headphone_band_rests_on_a_bare_crown(generator, tables, extreme_heads):
     """Over hair the band leaves room for it; on a bald head (hair.BARE_CROWN_STYLES) it rests on
     the scalp, within 3 mm, instead of standing 8 mm off it, and the scalp stays out of it."""
