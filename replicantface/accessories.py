@@ -907,6 +907,22 @@ def _lens_outline(shape: str, w: float, h: float, n: int = 40) -> np.ndarray:
     raise ValueError(f"unknown lens shape {shape!r}")
 
 
+# A clear lens's reflectance head on (the colour of its "lens_clear" slot; the scene layer
+# raises it toward 1 at a glance, after Schlick): bare glass or CR-39 (n = 1.5) reflects 4 %
+# at each face; an anti-reflection coating, on most spectacle lenses, leaves under 1 % with
+# the green cast of its residual reflection. COATED_LENS_SHARE of clear glasses are coated.
+UNCOATED_LENS_F0 = (0.04, 0.04, 0.04)
+COATED_LENS_F0 = (0.004, 0.009, 0.005)
+COATED_LENS_SHARE = 0.7
+
+
+def clear_lens_reflectance(variant: float) -> tuple:
+    """A pair of clear glasses' head-on reflectance (RGB) from its accessory ``variant`` (0-1):
+    coated for COATED_LENS_SHARE of the variants, spread over the range (the variant also
+    sizes the frame)."""
+    return COATED_LENS_F0 if (variant * 10.0) % 1.0 < COATED_LENS_SHARE else UNCOATED_LENS_F0
+
+
 def _build_glasses(head: _Head, ch: AccessoryChoice, spec: AccessorySpec, b: _Builder) -> None:
     o = spec.options
     shape = o["shape"]
@@ -927,8 +943,9 @@ def _build_glasses(head: _Head, ch: AccessoryChoice, spec: AccessorySpec, b: _Bu
     tilt = np.radians(8.0)  # pantoscopic tilt: the bottom leans toward the cheeks
     wrap = np.radians(5.0)
     frame_mat = b.slot("metal" if spec.palette == "metal" else "plastic", GLASSES, ch.colour_rgb)
+    lens_rgb = clear_lens_reflectance(ch.variant)
     lens_mat = b.slot("lens_dark", GLASSES, (0.02, 0.02, 0.025)) if o.get("dark") else \
-        b.slot("lens_clear", GLASSES, (0.9, 0.9, 0.9))
+        b.slot("lens_clear", GLASSES, lens_rgb)
 
     def lens_axes(side: float):
         e1 = np.array([np.cos(wrap) * side, 0.0, -np.sin(wrap)])  # toward the temple
@@ -997,7 +1014,7 @@ def _build_glasses(head: _Head, ch: AccessoryChoice, spec: AccessorySpec, b: _Bu
         pad = pad + head.push_out(pad[None], np.array([side * 0.5, 0.0, 0.87]), 0.0035)[0] * \
             np.array([side * 0.5, 0.0, 0.87])
         v, f = _ellipsoid(pad, (0.0012, 0.0045, 0.0025), nu=8, nv=5)
-        b.add(v, f, b.slot("lens_clear", GLASSES, (0.9, 0.9, 0.9)) if rim > 0 else frame_mat)
+        b.add(v, f, b.slot("lens_clear", GLASSES, lens_rgb) if rim > 0 else frame_mat)
     # End pieces and temples: from the lens's outer edge back over the ear to behind it.
     for s, side in (("r", -1.0), ("l", 1.0)):
         c, e1, e2, ring = fp[s]

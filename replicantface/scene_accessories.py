@@ -20,7 +20,6 @@ _KEY = "accessories"
 # Share of light a dark lens lets through: sunglasses filter categories 2-3 pass 8-43 %.
 # Its alpha (1 - this) stays over the pass alpha threshold (0.5), so the mask shows the lens.
 DARK_LENS_TRANSMITTANCE = 0.2
-LENS_GLASS_IOR = 1.5  # crown glass and CR-39 spectacle lenses: 1.50
 
 
 def _state(handles) -> dict:
@@ -133,8 +132,8 @@ def _material(handles, kind: str, seg_class: int):
         # Any BSDF weight here makes Cycles end that share of camera paths on the lens and write
         # its index; a pure Transparent BSDF plus an emission never does. The emission is the
         # glass's reflection of the scene's environment: the world's HDRI looked up along the
-        # reflected ray, at the world's lighting strength and tint, weighted by the Fresnel
-        # reflectance of glass (4 % head on, more at a glance), so the sheen is as bright as
+        # reflected ray, at the world's lighting strength and tint, weighted by the lens's
+        # Fresnel reflectance (4 % head on bare, under 1 % coated, more at a glance), so the sheen is as bright as
         # the light around the face, never a fixed veil. sync_lens_reflections copies the
         # world's image, rotation, strength and tint in every sample. The reflection is what
         # the lens shows, not a lamp: Cycles does not sample it as a light.
@@ -150,18 +149,23 @@ def _material(handles, kind: str, seg_class: int):
         tint.blend_type = "MULTIPLY"
         tint.inputs["Factor"].default_value = 1.0
         tint.name = "rf_env_tint"
-        # Schlick's Fresnel on |cos| of the angle between the ray and the surface: the same on
-        # the lens's back face as on its front (Blender's Fresnel node takes a back face as
-        # glass-to-air and goes to total reflection past 42 degrees, while through a real lens
-        # the refracted ray meets the back face as steeply as it entered).
+        # Schlick's Fresnel on |cos| of the angle between the ray and the surface, from the
+        # lens's head-on reflectance (its face colour: accessories.clear_lens_reflectance) up
+        # to 1 at a glance. The same on the lens's back face as on its front: Blender's Fresnel
+        # node takes a back face as glass-to-air and goes to total reflection past 42 degrees,
+        # while through a real lens the refracted ray meets the back face as steeply as it
+        # entered.
         geometry = tree.nodes.new("ShaderNodeNewGeometry")
         cos = _node(tree, "ShaderNodeVectorMath")
         cos.operation = "DOT_PRODUCT"
         tree.links.new(geometry.outputs["Normal"], cos.inputs[0])
         tree.links.new(geometry.outputs["Incoming"], cos.inputs[1])
-        f0 = ((LENS_GLASS_IOR - 1.0) / (LENS_GLASS_IOR + 1.0)) ** 2
-        fresnel = _math(tree, "MULTIPLY_ADD", _math(tree, "POWER", _math(
-            tree, "SUBTRACT", 1.0, _math(tree, "ABSOLUTE", cos.outputs["Value"])), 5.0), 1.0 - f0, f0)
+        glance = _math(tree, "POWER", _math(tree, "SUBTRACT", 1.0, _math(tree, "ABSOLUTE", cos.outputs["Value"])), 5.0)
+        fresnel = tree.nodes.new("ShaderNodeMix")
+        fresnel.data_type = "RGBA"
+        tree.links.new(glance, fresnel.inputs["Factor"])
+        tree.links.new(colour, fresnel.inputs[6])
+        fresnel.inputs[7].default_value = (1.0, 1.0, 1.0, 1.0)
         reflect = tree.nodes.new("ShaderNodeMix")
         reflect.data_type = "RGBA"
         reflect.blend_type = "MULTIPLY"
@@ -172,7 +176,7 @@ def _material(handles, kind: str, seg_class: int):
         tree.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         tree.links.new(env.outputs["Color"], tint.inputs[6])
         tree.links.new(tint.outputs[2], reflect.inputs[6])
-        tree.links.new(fresnel, reflect.inputs[7])
+        tree.links.new(fresnel.outputs[2], reflect.inputs[7])
         tree.links.new(reflect.outputs[2], glare.inputs["Color"])
         add = tree.nodes.new("ShaderNodeAddShader")
         tree.links.new(transparent.outputs[0], add.inputs[0])

@@ -554,6 +554,16 @@ def test_unused_accessories_are_hidden(generator, tables):
     assert all(obj.hide_render for obj in objs.values())
 
 
+def test_most_clear_lenses_are_coated():
+    """About COATED_LENS_SHARE of clear glasses get the anti-reflection coating, spread over
+    the variants rather than tied to one end of them (the variant also sizes the frame)."""
+    coated = np.array([acc.clear_lens_reflectance(v) == acc.COATED_LENS_F0
+                       for v in np.linspace(0.0, 1.0, 1001)])
+    assert abs(coated.mean() - acc.COATED_LENS_SHARE) < 0.02
+    assert abs(coated[:500].mean() - coated[500:].mean()) < 0.05
+    assert max(acc.COATED_LENS_F0) < 0.01 < acc.UNCOATED_LENS_F0[0]
+
+
 def test_clear_lenses_reflect_the_light_around_the_face(generator, tables, monkeypatch):
     """A clear lens mirrors the environment: with four times the light and two stops less
     exposure the lens looks the same, as the face does (a fixed sheen would fade to a quarter),
@@ -570,7 +580,10 @@ def test_clear_lenses_reflect_the_light_around_the_face(generator, tables, monke
                             expression=ExpressionParams({}, 0.0, 0.0),
                             hair=dataclasses.replace(p.hair, style="bald", beard="none"))
     _, verts = _head_verts(generator, p)
-    worn = acc.AccessoryParams((_choice("glasses_rectangular"),))
+    worn = acc.AccessoryParams((_choice("glasses_rectangular", variant=0.08),))  # bare lenses
+    coated = acc.AccessoryParams((_choice("glasses_rectangular", variant=0.5),))
+    assert acc.clear_lens_reflectance(0.08) == acc.UNCOATED_LENS_F0
+    assert acc.clear_lens_reflectance(0.5) == acc.COATED_LENS_F0
     lens_pts = []
     for m in acc.build_accessories(worn, verts, tables):
         kinds = np.array([kind for kind, _, _ in m.materials])
@@ -603,3 +616,6 @@ def test_clear_lenses_reflect_the_light_around_the_face(generator, tables, monke
     assert base < 0.5, base  # without glasses, the light and exposure make up for each other
     assert sheen > 2.0, sheen
     assert drift < 0.25 * sheen, (drift, sheen)
+    # An anti-reflection coating leaves a fraction of the bare lens's sheen.
+    e = render(coated, 2.0)
+    assert (e.rgb.astype(float) - c.rgb)[region].mean() < 0.5 * sheen
