@@ -370,6 +370,14 @@ class HairTables:
         self.beard = _Pool(f[keep], b[keep], pos[keep])
         self.beard_faces = cand
         self.beard_masks = {kind: _beard_mask(kind, pos[keep], lm) for kind in BEARDS[1:]}
+        # How far each pool point and each mesh vertex lies inside a full beard: the distance to
+        # the nearest bare pool point (cheeks above the beard line, the neck below it). The
+        # philtrum above the moustache does not count as an edge, so the moustache stays dense
+        # up to the nose.
+        bare = ~self.beard_masks["full"] & ~_philtrum(pos[keep], lm)
+        bare_tree = cKDTree(pos[keep][bare])
+        self.beard_depth = bare_tree.query(pos[keep])[0] * self.beard_masks["full"]
+        self.beard_vertex_depth = bare_tree.query(v)[0]
 
         # Brow pools: skin within 12 mm of each brow's guide line, in front of the eyes.
         self.brows = {}
@@ -949,6 +957,21 @@ def _shaved_shadow(params: HairParams, verts, normals, tables: HairTables) -> Ca
 # Beards, brows, lashes
 
 
+def _philtrum(pos: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Beard-pool points (neutral head frame) between the upper lip and the nose, over the
+    moustache's width."""
+    corner_x = 0.5 * (abs(lm[48, 0]) + abs(lm[54, 0]))
+    return (np.abs(pos[:, 0]) < corner_x + 0.004) & (pos[:, 1] > lm[51, 1] - 0.002) & (pos[:, 1] < lm[33, 1] + 0.01)
+
+
+def beard_edge_fade(depth_m: np.ndarray) -> np.ndarray:
+    """A full beard's density, 0..1, at ``depth_m`` inside its edge: it thins over the outer
+    BEARD_EDGE_FADE_M along the cheek line and the neck (smoothstep), to BEARD_EDGE_DENSITY at
+    the edge itself, as a real beard does rather than ending on a drawn line."""
+    t = np.clip(np.asarray(depth_m, dtype=np.float64) / BEARD_EDGE_FADE_M, 0.0, 1.0)
+    return BEARD_EDGE_DENSITY + (1.0 - BEARD_EDGE_DENSITY) * t * t * (3.0 - 2.0 * t)
+
+
 def _beard_mask(kind: str, pos: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """Which beard-pool points (neutral head frame (N, 3); lm (68, 3) neutral landmarks) a beard
     kind covers ("stubble" covers the full-beard area)."""
@@ -1009,6 +1032,14 @@ def beard_area_weights(verts_head: np.ndarray, faces: np.ndarray, face_classes: 
 
 
 _BEARD_COUNTS = {"stubble": 9000, "moustache": 1500, "goatee": 3000, "chin_strap": 2500, "full": 6000}
+# A full beard thins over its outer 12 mm to a fifth of its density at the edge; its cap (the
+# opaque hair-coloured shell under the strands) fades the same way, and lets more skin through
+# as the beard greys (white hair is translucent): at beard_grey 1 it covers 30 % less, which
+# keeps its middle above Cycles' pass alpha threshold (0.5), so the mask still says BEARD there.
+BEARD_EDGE_FADE_M = 0.012
+BEARD_EDGE_DENSITY = 0.2
+BEARD_CAP_COVER = 0.8
+BEARD_CAP_GREY_DROP = 0.3
 
 
 def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surface, rng):
@@ -1017,8 +1048,12 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
     pool = tables.beard
     stubble = params.beard == "stubble"
     active = np.flatnonzero(tables.beard_masks[params.beard])
+    weight = None
+    if params.beard == "full":
+        weight = beard_edge_fade(tables.beard_depth[active])
+        weight /= weight.sum()
     idx = rng.choice(active, size=min(int(_BEARD_COUNTS[params.beard] * params.density), len(active)),
-                     replace=False)
+                     replace=False, p=weight)
     roots = pool.positions(verts, tables.faces, idx)
     _, n = surf.height(roots)
     lengths = params.beard_length_m * rng.uniform(0.6, 1.2, len(idx))
@@ -1047,7 +1082,9 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
         # Vertices on the edge of the beard area (not all their faces bearded) are transparent.
         counts = np.bincount(faces.ravel(), minlength=len(verts))
         all_counts = np.bincount(tables.faces.ravel(), minlength=len(verts))
-        cover = np.where(counts >= all_counts, 0.8, 0.0)
+        cover = np.where(counts >= all_counts, BEARD_CAP_COVER, 0.0)
+        if params.beard == "full":
+            cover *= beard_edge_fade(tables.beard_vertex_depth) * (1.0 - BEARD_CAP_GREY_DROP * params.beard_grey)
         cap = _cap_from_faces(verts, normals, faces, cover)
     return Strands(pts.astype(np.float32), radius.astype(np.float32)), cap
 

@@ -286,6 +286,45 @@ def test_a_shaved_scalp_shows_a_faint_shadow_that_keeps_it_skin(generator, table
     assert (np.abs(shadow[front, 0]) > 0.85 * abs(lm[0, 0])).all()
 
 
+def test_a_full_beard_thins_toward_its_edge_and_greys_translucent(generator, tables):
+    """Roots of a full beard thin out along the cheek line and the neck instead of ending on a
+    drawn line, the moustache stays dense up to the nose, and a white beard's cap lets skin
+    through while its middle still writes BEARD (coverage above the pass alpha threshold)."""
+    _, verts = _head_verts(generator, generator.params(2, 3))
+    depth = tables.beard_depth
+    full = tables.beard_masks["full"]
+    tree = cKDTree(tables.beard.neutral)
+    roots = []
+    for seed in range(4):
+        p = _params("short", "full", seed=seed)
+        roots.append(hair.hair_strands(p, tables.neutral_head, tables)["beard"].points[:, 0])
+    _, nearest = tree.query(np.concatenate(roots))
+    # Pool points are spread evenly by area, so roots per pool point is the density.
+    per_point = np.bincount(nearest, minlength=len(depth))
+
+    def density(sel):
+        return per_point[sel].sum() / sel.sum()
+    edge = full & (depth < 0.003)
+    inner = full & (depth > hair.BEARD_EDGE_FADE_M)
+    assert edge.sum() > 200 and inner.sum() > 1000
+    assert density(edge) < 0.45 * density(inner), (density(edge), density(inner))
+    # The moustache's upper edge faces the philtrum, not bare skin: dense up to the nose.
+    lm = tables.neutral_landmarks
+    top = tables.beard_masks["moustache"] & (tables.beard.neutral[:, 1] > lm[51, 1] + 0.004)
+    assert top.sum() > 20 and density(top) > 0.65 * density(inner), (density(top), density(inner))
+
+    covers = {}
+    for grey in (0.0, 1.0):
+        cap = hair.hair_strands(_params("short", "full", beard_grey=grey), verts, tables)["beard_cap"]
+        covers[grey] = cap.coverage
+    dark, white = covers[0.0], covers[1.0]
+    assert dark.max() == pytest.approx(hair.BEARD_CAP_COVER, abs=1e-6)
+    assert 0.5 < white.max() < 0.8 * dark.max()
+    # Graded toward the edge rather than full right up to it.
+    covered = dark[dark > 0]
+    assert np.mean(covered < 0.7) > 0.08
+
+
 def test_balding_leaves_the_crown_bare_and_keeps_a_horseshoe(generator, tables):
     """Against pixels: from above the front, the top of a balding head is skin where a short
     cut's is hair; from behind, the band of hair round the back shows."""
