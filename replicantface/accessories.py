@@ -41,7 +41,7 @@ DEFAULT_PROBABILITIES = {"glasses": 0.2, "hat": 0.1, "headphones": 0.02, "mask":
 PATTERNS = ("plain", "stripes", "check")
 # Material kinds the scene layer knows; clear lenses write no class of their own.
 MATERIAL_KINDS = ("plastic", "metal", "lens_clear", "lens_dark", "lens_mirror", "fabric", "knit", "rubber",
-                  "leather", "straw")
+                  "leather", "straw", "shell")
 # Build order: later items clear the earlier ones (glasses over a mask, hat over glasses).
 _BUILD_ORDER = ("scarf", "mask", "glasses", "headphones", "earrings", "hat")
 
@@ -1286,9 +1286,19 @@ def _bike_vents(c: np.ndarray) -> np.ndarray:
     return np.max(slots, axis=0)
 
 
+# A hard hat's shell carries a ridge down the middle (HARD_HAT_RIDGE_M high) and a lower rib
+# either side at HARD_HAT_RIB_SIDE (the sideways component of the unit direction from the head's
+# centre), as moulded safety helmets do.
+HARD_HAT_RIDGE_M = 0.006
+HARD_HAT_RIB_M = 0.0035
+HARD_HAT_RIB_SIDE = 0.38
+
+
 def _build_helmet(head, ch, spec, b) -> None:
     hard = spec.options["kind"] == "hard"
-    mat = b.slot("plastic", HEADWEAR, ch.colour_rgb)
+    # A hard hat is moulded polyethylene (satin, worn: the "shell" material); a bike helmet's
+    # in-mould polycarbonate skin is glossy.
+    mat = b.slot("shell" if hard else "plastic", HEADWEAR, ch.colour_rgb)
     gap = 0.022 if hard else 0.012
     th = 0.006 if hard else 0.02
     front_y, back_y = _hat_rim_heights(head, spec, ch.variant)
@@ -1296,9 +1306,12 @@ def _build_helmet(head, ch, spec, b) -> None:
     n, _, e1, e2 = frame
 
     def shape(d, r):
-        if hard:  # a ridge along the midline
-            ridge = 0.006 * np.exp(-((d @ e2) / 0.12) ** 2) * np.clip(d @ n, 0, 1)
-            return r + ridge
+        if hard:  # a ridge along the midline and a lower rib either side of it
+            side = d @ e2
+            ridge = HARD_HAT_RIDGE_M * np.exp(-(side / 0.12) ** 2)
+            ribs = HARD_HAT_RIB_M * (np.exp(-((side - HARD_HAT_RIB_SIDE) / 0.06) ** 2)
+                                     + np.exp(-((side + HARD_HAT_RIB_SIDE) / 0.06) ** 2))
+            return r + (ridge + ribs) * np.clip(d @ n, 0, 1)
         back = np.clip(-(d @ e1), 0, 1) ** 2 * 0.02  # tail
         return r + back
 

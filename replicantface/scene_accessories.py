@@ -194,6 +194,7 @@ def _material(handles, kind: str, seg_class: int):
         "rubber": {"Roughness": 0.65},
         "leather": {"Roughness": 0.45, "Coat Weight": 0.1},
         "straw": {"Roughness": 0.7, "Sheen Weight": 0.2},
+        "shell": {"Roughness": SHELL_ROUGHNESS},
     }[kind]
     bsdf = _node(tree, "ShaderNodeBsdfPrincipled", **settings)
     tree.links.new(colour, bsdf.inputs["Base Color"])
@@ -218,6 +219,8 @@ def _material(handles, kind: str, seg_class: int):
         return _keep(state, key, mat)
     if kind == "straw":
         _straw(tree, colour, bsdf)
+    if kind == "shell":
+        _shell(tree, colour, bsdf)
     if kind in ("fabric", "knit"):
         coord = tree.nodes.new("ShaderNodeTexCoord")
         if kind == "knit":  # vertical ribs
@@ -276,6 +279,40 @@ def _straw(tree, colour, bsdf) -> None:
     tree.links.new(colour, tint.inputs[6])
     tree.links.new(shade, tint.inputs[7])
     tree.links.new(tint.outputs[2], bsdf.inputs["Base Color"])
+
+
+# Moulded polyethylene (a hard hat): a satin surface (SHELL_ROUGHNESS) with the mould's fine
+# orange-peel grain (SHELL_GRAIN_M across), and wear: patches of grime a few centimetres across
+# that darken the colour by up to SHELL_GRIME_DARKEN and dull the finish by up to
+# SHELL_GRIME_ROUGHNESS.
+SHELL_ROUGHNESS = 0.38
+SHELL_GRAIN_M = 0.0008
+SHELL_GRIME_DARKEN = 0.3
+SHELL_GRIME_ROUGHNESS = 0.25
+
+
+def _shell(tree, colour, bsdf) -> None:
+    coord = tree.nodes.new("ShaderNodeTexCoord")
+    grain = _node(tree, "ShaderNodeTexNoise", Scale=1.0 / SHELL_GRAIN_M, Detail=2.0)
+    tree.links.new(coord.outputs["Object"], grain.inputs["Vector"])
+    bump = _node(tree, "ShaderNodeBump", Strength=0.06)
+    tree.links.new(grain.outputs["Fac"], bump.inputs["Height"])
+    tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    wear = _node(tree, "ShaderNodeTexNoise", Scale=30.0, Detail=6.0, Roughness=0.65)
+    tree.links.new(coord.outputs["Object"], wear.inputs["Vector"])
+    ramp = _node(tree, "ShaderNodeMapRange", **{"From Min": 0.5, "From Max": 0.75})
+    ramp.interpolation_type = "SMOOTHSTEP"
+    tree.links.new(wear.outputs["Fac"], ramp.inputs["Value"])
+    grime = ramp.outputs["Result"]
+    tint = tree.nodes.new("ShaderNodeMix")
+    tint.data_type = "RGBA"
+    tint.blend_type = "MULTIPLY"
+    tint.inputs["Factor"].default_value = 1.0
+    tree.links.new(colour, tint.inputs[6])
+    tree.links.new(_math(tree, "MULTIPLY_ADD", grime, -SHELL_GRIME_DARKEN, 1.0), tint.inputs[7])
+    tree.links.new(tint.outputs[2], bsdf.inputs["Base Color"])
+    tree.links.new(_math(tree, "MULTIPLY_ADD", grime, SHELL_GRIME_ROUGHNESS, SHELL_ROUGHNESS),
+                   bsdf.inputs["Roughness"])
 
 
 def _keep(state: dict, key, mat):

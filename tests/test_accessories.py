@@ -360,6 +360,28 @@ def test_the_sun_hat_is_straw(generator, tables):
     assert "straw" in acc.MATERIAL_KINDS
 
 
+def test_the_hard_hat_is_a_ribbed_moulded_shell(generator, tables, monkeypatch):
+    """The hard hat takes the worn satin "shell" material and carries a rib either side of its
+    ridge; the bike helmet keeps its glossy skin."""
+    verts = _head_verts(generator, generator.params(0, 3))[1].astype(float)
+
+    def build(name):
+        return acc.build_accessories(acc.AccessoryParams((_choice(name),)), verts, tables)[0]
+    hat = build("hard_hat")
+    assert hat.materials[0][0] == "shell" and "shell" in acc.MATERIAL_KINDS
+    assert "shell" not in [kind for kind, _, _ in build("bike_helmet").materials]
+    rib = acc.HARD_HAT_RIB_M
+    monkeypatch.setattr(acc, "HARD_HAT_RIB_M", 0.0)
+    smooth = build("hard_hat")
+    assert hat.vertices.shape == smooth.vertices.shape
+    lift = np.linalg.norm(hat.vertices.astype(float) - smooth.vertices.astype(float), axis=1)
+    # Where the shell stands out: on both sides of the midline, not on it.
+    raised = hat.vertices[lift > 0.002].astype(float)
+    assert len(raised) > 20 and lift.max() < rib + 1e-3
+    x = raised[:, 0]
+    assert (x > 0.02).sum() > 10 and (x < -0.02).sum() > 10 and (np.abs(x) < 0.01).sum() == 0
+
+
 def test_headphone_band_rests_on_a_bare_crown(generator, tables, extreme_heads):
     """Over hair the band leaves room for it; on a bald head (hair.BARE_CROWN_STYLES) it rests on
     the scalp, within 3 mm, instead of standing 8 mm off it, and the scalp stays out of it."""
