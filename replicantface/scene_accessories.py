@@ -292,14 +292,23 @@ SHELL_GRIME_ROUGHNESS = 0.25
 
 
 def _shell(tree, colour, bsdf) -> None:
+    """The hat's secondary colour (drawn per sample, rf_secondary) shifts the noise, so no two
+    hats wear the same patches."""
     coord = tree.nodes.new("ShaderNodeTexCoord")
     grain = _node(tree, "ShaderNodeTexNoise", Scale=1.0 / SHELL_GRAIN_M, Detail=2.0)
     tree.links.new(coord.outputs["Object"], grain.inputs["Vector"])
     bump = _node(tree, "ShaderNodeBump", Strength=0.06)
     tree.links.new(grain.outputs["Fac"], bump.inputs["Height"])
     tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    seed = tree.nodes.new("ShaderNodeAttribute")
+    seed.attribute_type = "OBJECT"
+    seed.attribute_name = "rf_secondary"
+    shifted = _node(tree, "ShaderNodeVectorMath")
+    shifted.operation = "ADD"
+    tree.links.new(coord.outputs["Object"], shifted.inputs[0])
+    tree.links.new(seed.outputs["Vector"], shifted.inputs[1])
     wear = _node(tree, "ShaderNodeTexNoise", Scale=30.0, Detail=6.0, Roughness=0.65)
-    tree.links.new(coord.outputs["Object"], wear.inputs["Vector"])
+    tree.links.new(shifted.outputs["Vector"], wear.inputs["Vector"])
     ramp = _node(tree, "ShaderNodeMapRange", **{"From Min": 0.5, "From Max": 0.75})
     ramp.interpolation_type = "SMOOTHSTEP"
     tree.links.new(wear.outputs["Fac"], ramp.inputs["Value"])
