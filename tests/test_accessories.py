@@ -382,6 +382,28 @@ def test_the_hard_hat_is_a_ribbed_moulded_shell(generator, tables, monkeypatch):
     assert (x > 0.02).sum() > 10 and (x < -0.02).sum() > 10 and (np.abs(x) < 0.01).sum() == 0
 
 
+def test_each_hard_hat_wears_its_own_patches(generator):
+    """The shell's wear is placed by the hat's drawn secondary colour: two hard hats that differ
+    only in it render differently on the hat, and the same elsewhere."""
+    p = generator.params(21, 0)
+    pose = PoseParams(head_yaw_deg=0.0, head_pitch_deg=-10.0, head_roll_deg=0.0,
+                      camera_heading_deg=0.0, camera_pitch_deg=-20.0)
+    cam = dataclasses.replace(p.camera, face_fraction=0.6, shift_x=0.0, shift_y=0.0, use_dof=False)
+    p = dataclasses.replace(p, pose=pose, camera=cam, expression=ExpressionParams({}, 0.0, 0.0),
+                            hair=dataclasses.replace(p.hair, style="bald", beard="none"))
+    renders = []
+    for secondary in ((0.1, 0.2, 0.6), (0.7, 0.4, 0.1)):
+        hat = acc.AccessoryChoice("hard_hat", (0.7, 0.5, 0.05), secondary, "plain", 0.5)
+        renders.append(generator._render_once(dataclasses.replace(p, accessories=acc.AccessoryParams((hat,)))))
+    a, b = renders
+    np.testing.assert_array_equal(a.mask, b.mask)
+    on_hat = a.mask == int(SegClass.HEADWEAR)
+    assert on_hat.sum() > 500
+    diff = np.abs(a.rgb.astype(float) - b.rgb.astype(float)).mean(axis=2)
+    assert diff[on_hat].mean() > 1.0 and diff[on_hat].mean() > 5.0 * diff[~on_hat].mean(), (
+        diff[on_hat].mean(), diff[~on_hat].mean())
+
+
 def test_headphone_band_rests_on_a_bare_crown(generator, tables, extreme_heads):
     """Over hair the band leaves room for it; on a bald head (hair.BARE_CROWN_STYLES) it rests on
     the scalp, within 3 mm, instead of standing 8 mm off it, and the scalp stays out of it."""
