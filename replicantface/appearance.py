@@ -276,6 +276,12 @@ def _garment_colour(rng: np.random.Generator) -> np.ndarray:
     return val * (1.0 - sat + sat * ramp)
 
 
+# The skin's base roughness (Principled GGX, whose alpha is roughness squared): a broad specular
+# lobe, as measured faces show, so a face sheens and does not shine like lacquer. The oily T-zone
+# goes smoother by scene.T_ZONE_OIL_ROUGHNESS, down to scene.SKIN_MIN_ROUGHNESS.
+SKIN_ROUGHNESS = (0.48, 0.66)
+
+
 def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years: float,
                       gender: float = 0.5) -> AppearanceParams:
     """Skin, eye, makeup and clothing parameters; age drives wrinkles and greying, gender makeup."""
@@ -338,7 +344,7 @@ def sample_appearance(rng: np.random.Generator, cfg: AppearanceConfig, age_years
         fitzpatrick=fitz,
         skin_rgb=_rgb(skin),
         redness=float(rng.uniform(0.0, 0.3)),
-        roughness=float(rng.uniform(0.36, 0.58)),
+        roughness=float(rng.uniform(*SKIN_ROUGHNESS)),
         iris_name=iris,
         iris_rgb=_rgb(iris_rgb),
         brow_rgb=HAIR_COLOURS[hair],

@@ -270,7 +270,7 @@ UPPER_LID_DARK = 0.8
 # at oiliness 1, and no skin is smoother than SKIN_MIN_ROUGHNESS (the lips may be).
 T_ZONE_OIL_ROUGHNESS = 0.12
 T_ZONE_OIL_SPECULAR = 0.1
-SKIN_MIN_ROUGHNESS = 0.28
+SKIN_MIN_ROUGHNESS = 0.36
 # The neck and body (appearance.NECK_BELOW_JAW_M) carry no sebum: this much rougher and this
 # much less specular than the face, so a grazing light sheens on them without the lacquered glint.
 NECK_ROUGHNESS_ADD = 0.15
