@@ -86,6 +86,8 @@ _RANGES = {
     "fstop_min": (0.5, 64.0), "fstop_max": (0.5, 64.0), "shift_max": (0.0, 0.5),
     "gaze_yaw_deg_max": (0.0, 45.0), "gaze_pitch_deg_max": (0.0, 40.0),
     "tint_max": (0.0, 0.5), "backdrop_prob": (0.0, 1.0), "extra_light_prob": (0.0, 1.0),
+    "extra_light_kelvin_min": (1000.0, 15000.0), "extra_light_kelvin_max": (1000.0, 15000.0),
+    "extra_light_duv_max": (0.0, 0.02),
     "min_face_luminance": (0.0, 255.0), "max_attempts": (1, 10),
     "face_exposure_min": (0.0, 2.0), "face_exposure_max": (0.0, 2.0), "exposure_max_ev": (0.0, 6.0),
     "white_balance_min": (0.0, 1.0), "white_balance_max": (0.0, 1.0),

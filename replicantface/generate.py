@@ -47,13 +47,11 @@ from replicantface.hair import (
 )
 from replicantface.identity import IdentityParams, face_change_labels, sample_identity
 from replicantface.lighting import (
-    LUMINANCE_WEIGHTS,
     LightingParams,
     exposure_ev,
-    face_illuminant,
-    face_light_ratio,
     face_luminance,
     find_hdris,
+    metered_light,
     sample_lighting,
     white_balance_gains,
 )
@@ -275,19 +273,19 @@ class Generator:
         return Sample(rgb, result.seg, label_arrays, params, timings)
 
     def face_light_ratio(self, params: SampleParams, geo=None) -> float:
-        """How brightly the sample's environment map lights its face, relative to an even sky
-        (lighting.face_light_ratio over FACE_METER_NORMALS): what the camera's face metering
-        sees. ``geo`` is the posed human (``pose_human``), computed when not given."""
+        """How brightly the sample's environment map and extra lamp light its face, relative to
+        an even sky (lighting.metered_light over FACE_METER_NORMALS): what the camera's face
+        metering sees. ``geo`` is the posed human (``pose_human``), computed when not given."""
         grid, normals = self._face_meter(params, geo)
-        return face_light_ratio(grid @ LUMINANCE_WEIGHTS, params.lighting.rotation_deg, normals)
+        return metered_light(params.lighting, grid, normals)[0]
 
     def white_balance(self, params: SampleParams, geo=None) -> np.ndarray:
         """(3,) gains of the camera's white balance: ``params.lighting.white_balance`` of the
-        colour cast of the light on the face (lighting.face_illuminant over FACE_METER_NORMALS,
-        times the tint) removed. ``geo`` as in ``face_light_ratio``."""
+        colour cast of the light on the face (lighting.metered_light over FACE_METER_NORMALS:
+        the map's light times the tint, and the extra lamp's) removed. ``geo`` as in
+        ``face_light_ratio``."""
         grid, normals = self._face_meter(params, geo)
-        light = face_illuminant(grid, params.lighting.rotation_deg, normals)
-        return white_balance_gains(light * np.asarray(params.lighting.tint_rgb),
+        return white_balance_gains(metered_light(params.lighting, grid, normals)[1],
                                    params.lighting.white_balance)
 
     def _face_meter(self, params: SampleParams, geo=None) -> tuple[np.ndarray, np.ndarray]:

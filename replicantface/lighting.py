@@ -34,6 +34,9 @@ BACKDROP_PALETTES = (
     ((0.80, 0.80, 0.80), (0.30, 0.30, 0.30)),
 )
 EXTRA_LIGHT_KINDS = ("AREA", "SPOT", "POINT")
+# CIE XYZ to linear Rec.709 / sRGB primaries (IEC 61966-2-1), D65 white.
+XYZ_TO_LINEAR_RGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
+                              [0.0557, -0.2040, 1.0570]])
 # Share of the gap (in stops) to the metering target that the face-priority exposure closes,
 # when it darkens a bright face and when it lifts a dark one. Cameras protect highlights
 # harder than they lift shadows (blown-out faces are rarer in photos than dark ones), and 1
@@ -152,6 +155,69 @@ def face_illuminant(rgb_map: np.ndarray, rotation_deg: float, normals: np.ndarra
     return irradiance / lum
 
 
+# The extra lamps' shapes, as the scene builds them: the area light's square side (metres).
+AREA_LIGHT_SIZE_M = 0.5
+SPOT_SIZE_DEG = 45.0
+
+
+def lamp_direction(extra: ExtraLight) -> np.ndarray:
+    """(3,) world unit vector from the head centre toward the extra lamp (Z up, the body
+    facing -Y): azimuth about Z from the front, toward the subject's left, and elevation."""
+    az, el = np.radians(extra.azimuth_deg), np.radians(extra.elevation_deg)
+    return np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+
+
+def lamp_irradiance(extra: ExtraLight, normals: np.ndarray, grid: int = 8) -> float:
+    """Mean luminance irradiance the extra lamp casts on Lambertian patches at the head centre
+    facing ``normals`` (K, 3), in the units of Cycles' radiance (a diffuse white patch renders
+    this over pi).
+
+    Cycles' point and spot lights of P watts have an intensity of P / (4 pi) per steradian (a
+    spot is a point light masked to its cone, which is aimed at the head); an area light's
+    square emits P / pi per steradian along its axis, falling off with the cosine, and is
+    summed here over ``grid`` x ``grid`` points of its face. Shadows are not predicted.
+    """
+    normals = np.asarray(normals, dtype=float)
+    back = lamp_direction(extra)
+    power = extra.power_w * float(np.asarray(extra.colour, dtype=float) @ LUMINANCE_WEIGHTS)
+    if extra.kind != "AREA":
+        cosines = np.clip(normals @ back, 0.0, None)
+        return float(np.mean(cosines) * power / (4.0 * np.pi * extra.distance_m ** 2))
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right = right / np.linalg.norm(right) if np.linalg.norm(right) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    up = np.cross(back, right)
+    s = (np.arange(grid) + 0.5) / grid - 0.5
+    a, b = (x.ravel() for x in np.meshgrid(s, s))
+    points = extra.distance_m * back + AREA_LIGHT_SIZE_M * (a[:, None] * right + b[:, None] * up)
+    r = np.linalg.norm(points, axis=1)
+    emit = np.clip(points @ back / r, 0.0, None)  # cosine at the light's face
+    cosines = np.clip(normals @ (points / r[:, None]).T, 0.0, None)  # (K, grid^2)
+    return float(np.mean(cosines @ (emit / r ** 2)) * power / (np.pi * grid * grid))
+
+
+def metered_light(params: LightingParams, rgb_map: np.ndarray, normals: np.ndarray) -> tuple[float, np.ndarray]:
+    """What the camera's face metering and white balance see of the light on a face.
+
+    Returns the light ratio (``face_light_ratio`` of the map, plus the extra lamp's share in the
+    same units: its irradiance over that of an even sky at the map's normalised mean times
+    strength and tint) and the (3,) colour of all that light at unit luminance (the map's
+    ``face_illuminant`` times the tint, and the lamp's colour, weighted by their shares). A
+    lamp that lights the face is metered and balanced with the rest, as a camera's
+    face-priority exposure and white balance would.
+    """
+    env_ratio = face_light_ratio(np.asarray(rgb_map) @ LUMINANCE_WEIGHTS, params.rotation_deg, normals)
+    env = face_illuminant(rgb_map, params.rotation_deg, normals) * np.asarray(params.tint_rgb, dtype=float)
+    env = env / float(env @ LUMINANCE_WEIGHTS)
+    if params.extra_light is None:
+        return env_ratio, env
+    sky = np.pi * TARGET_LUMINANCE * params.strength * float(np.mean(params.tint_rgb))
+    lamp_ratio = lamp_irradiance(params.extra_light, normals) / max(sky, 1e-12)
+    lamp = np.asarray(params.extra_light.colour, dtype=float)
+    lamp = lamp / max(float(lamp @ LUMINANCE_WEIGHTS), 1e-12)
+    colour = env * env_ratio + lamp * lamp_ratio
+    return env_ratio + lamp_ratio, colour / max(float(colour @ LUMINANCE_WEIGHTS), 1e-12)
+
+
 def white_balance_gains(illuminant_rgb, amount: float) -> np.ndarray:
     """(3,) per-channel gains of a camera's white balance on linear RGB, at unit luminance.
 
@@ -175,6 +241,11 @@ class LightingConfig:
     tint_max: float = 0.08
     backdrop_prob: float = 0.35
     extra_light_prob: float = 0.05
+    # The extra lamp's colour: a colour temperature from warm-white bulbs to daylight LEDs,
+    # and a green-magenta tint off the black-body locus within the LED tolerance (ANSI C78.377).
+    extra_light_kelvin_min: float = 2700.0
+    extra_light_kelvin_max: float = 6500.0
+    extra_light_duv_max: float = 0.006
     min_face_luminance: float = 35.0
     max_attempts: int = 3
     face_exposure_min: float = 0.14
@@ -231,10 +302,50 @@ class LightingParams:
     white_balance: float = 0.0
 
 
+def planckian_uv(kelvin) -> tuple[np.ndarray, np.ndarray]:
+    """CIE 1960 (u, v) of a black body at ``kelvin`` (Krystek's rational approximation, good
+    to about 1e-4 in u and v over 1000-15000 K)."""
+    t = np.asarray(kelvin, dtype=float)
+    u = (0.860117757 + 1.54118254e-4 * t + 1.28641212e-7 * t ** 2) / (1.0 + 8.42420235e-4 * t + 7.08145163e-7 * t ** 2)
+    v = (0.317398726 + 4.22806245e-5 * t + 4.20481691e-8 * t ** 2) / (1.0 - 2.89741816e-5 * t + 1.61456053e-7 * t ** 2)
+    return u, v
+
+
+def lamp_xy(kelvin: float, duv: float = 0.0) -> tuple[float, float]:
+    """CIE 1931 (x, y) of a lamp of correlated colour temperature ``kelvin``, ``duv`` off the
+    Planckian locus in CIE 1960 (u, v): positive toward green, negative toward magenta."""
+    u, v = (float(c) for c in planckian_uv(kelvin))
+    u1, v1 = (float(c) for c in planckian_uv(kelvin + 1.0))
+    normal = np.array([v1 - v, u - u1])  # perpendicular to the locus, pointing to larger v
+    normal = normal / np.linalg.norm(normal) * (1.0 if normal[1] > 0 else -1.0)
+    u, v = np.array([u, v]) + duv * normal
+    d = 2.0 * u - 8.0 * v + 4.0
+    return float(3.0 * u / d), float(2.0 * v / d)
+
+
+def lamp_rgb(kelvin: float, duv: float = 0.0) -> tuple:
+    """Linear-RGB colour of unit luminance of a lamp (see ``lamp_xy``); the light's power sets
+    its brightness."""
+    x, y = lamp_xy(kelvin, duv)
+    rgb = np.clip(XYZ_TO_LINEAR_RGB @ np.array([x / y, 1.0, (1.0 - x - y) / y]), 0.0, None)
+    return tuple(float(c) for c in rgb / float(rgb @ LUMINANCE_WEIGHTS))
+
+
 def background_settings(n_hdris: int) -> int:
     """Number of visually distinct background settings: every HDRI, plus every backdrop
     pattern in every palette (before rotation, strength, tint and scale variation)."""
     return n_hdris + len(BACKDROP_PATTERNS) * len(BACKDROP_PALETTES)
+
+
+def _lamp_colour(u: np.ndarray, cfg: LightingConfig) -> tuple:
+    """A real lamp's colour from three uniform numbers: a colour temperature uniform in mired
+    (reciprocal kelvin, so warm and cool lamps are spread as the eye sees them) between
+    ``extra_light_kelvin_min`` and ``_max``, and a green-magenta tint within
+    ``extra_light_duv_max`` of the Planckian locus. The third number is not used: the colour
+    takes three, so the draws after it are the same whatever the colour model."""
+    lo, hi = 1e6 / cfg.extra_light_kelvin_max, 1e6 / cfg.extra_light_kelvin_min
+    kelvin = 1e6 / (lo + (hi - lo) * float(u[0]))
+    return lamp_rgb(kelvin, cfg.extra_light_duv_max * (2.0 * float(u[1]) - 1.0))
 
 
 def sample_lighting(rng: np.random.Generator, cfg: LightingConfig, hdri_names: list[str]) -> LightingParams:
@@ -259,7 +370,7 @@ def sample_lighting(rng: np.random.Generator, cfg: LightingConfig, hdri_names: l
             elevation_deg=float(rng.uniform(-20.0, 60.0)),
             distance_m=float(rng.uniform(0.8, 2.5)),
             power_w=float(np.exp(rng.uniform(np.log(10.0), np.log(150.0)))),
-            colour=tuple(float(c) for c in rng.uniform(0.7, 1.0, 3)),
+            colour=_lamp_colour(rng.uniform(0.0, 1.0, 3), cfg),
         )
     return LightingParams(
         hdri=hdri_names[rng.integers(len(hdri_names))],

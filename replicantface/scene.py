@@ -36,11 +36,14 @@ from replicantface.config import QualityPreset
 from replicantface.cycles_device import RenderResult
 from replicantface.hair import beard_area_weights
 from replicantface.lighting import (
+    AREA_LIGHT_SIZE_M,
     BACKDROP_PATTERNS,
     EXTRA_LIGHT_KINDS,
+    SPOT_SIZE_DEG,
     LightingParams,
     colour_map,
     hdri_gain,
+    lamp_direction,
 )
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
@@ -840,9 +843,9 @@ def _build_extra_lights() -> dict:
     for kind in EXTRA_LIGHT_KINDS:
         data = bpy.data.lights.new(f"rf_extra_{kind.lower()}", kind)
         if kind == "AREA":
-            data.size = 0.5
+            data.size = AREA_LIGHT_SIZE_M
         if kind == "SPOT":
-            data.spot_size = np.radians(45.0)
+            data.spot_size = np.radians(SPOT_SIZE_DEG)
         obj = bpy.data.objects.new(f"rf_extra_{kind.lower()}", data)
         obj.hide_render = True
         bpy.context.scene.collection.objects.link(obj)
@@ -1151,8 +1154,7 @@ def _apply_extra_light(handles: SceneHandles, extra, head_centre: np.ndarray) ->
     if extra is None:
         return
     obj = handles.extra_lights[extra.kind]
-    az, el = np.radians(extra.azimuth_deg), np.radians(extra.elevation_deg)
-    direction = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+    direction = lamp_direction(extra)
     pos = head_centre + extra.distance_m * direction
     back = direction  # the lamp shines along its local -Z, toward the head
     right = np.cross([0.0, 0.0, 1.0], back)

@@ -1,6 +1,9 @@
 """Backgrounds and lighting: HDRI normalisation, user HDRI folders, dark-sample relighting."""
 
 import dataclasses
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -230,3 +233,161 @@ def test_white_balance_warms_a_face_in_blue_light(generator):
     assert (r_on - b_on) > (r_off - b_off) + 25.0, (r_off, b_off, r_on, b_on)
     lum_off, lum_on = (float(s.labels["face_luminance"]) for s in (off, on))
     assert abs(lum_on - lum_off) < 0.15 * lum_off, (lum_off, lum_on)
+
+
+def _locus_distance(rgb) -> tuple[float, float]:
+    """(kelvin, duv) of a linear-RGB colour: the nearest point of the black-body locus in CIE
+    1960 (u, v) and the signed distance to it (positive above, toward green)."""
+    xyz = np.linalg.inv(lighting.XYZ_TO_LINEAR_RGB) @ np.asarray(rgb, dtype=float)
+    x, y = xyz[:2] / xyz.sum()
+    u, v = 4 * x / (-2 * x + 12 * y + 3), 6 * y / (-2 * x + 12 * y + 3)
+    kelvin = np.linspace(1000.0, 15000.0, 14001)
+    lu, lv = lighting.planckian_uv(kelvin)
+    i = int(np.argmin(np.hypot(lu - u, lv - v)))
+    return float(kelvin[i]), float(np.hypot(lu[i] - u, lv[i] - v) * np.sign(v - lv[i]))
+
+
+def test_extra_lamps_have_the_colours_of_real_lamps():
+    # The locus against the CIE standard illuminants: A is a 2856 K black body; D65 lies
+    # 0.0032 above the locus at 6504 K and is the white of linear sRGB.
+    assert lighting.lamp_xy(2856.0) == pytest.approx((0.44757, 0.40745), abs=5e-4)
+    assert lighting.lamp_xy(6504.0, 0.0032) == pytest.approx((0.31271, 0.32902), abs=3e-4)
+    assert lighting.lamp_rgb(6504.0, 0.0032) == pytest.approx((1.0, 1.0, 1.0), abs=0.01)
+    warm, cool = lighting.lamp_rgb(2700.0), lighting.lamp_rgb(6500.0)
+    assert warm[0] / warm[2] > 5.0 and cool[0] / cool[2] == pytest.approx(1.0, abs=0.05)
+    assert lighting.lamp_rgb(4000.0, 0.006)[1] > lighting.lamp_rgb(4000.0, -0.006)[1]
+    cfg = dataclasses.replace(load_preset("default").lighting, extra_light_prob=1.0)
+    rng = np.random.default_rng(0)
+    colours = [lighting.sample_lighting(rng, cfg, ["x.exr"]).extra_light.colour for _ in range(300)]
+    found = np.array([_locus_distance(c) for c in colours])
+    assert found[:, 0].min() == pytest.approx(2700.0, abs=60.0) and found[:, 0].max() == pytest.approx(6500.0, abs=150.0)
+    assert np.abs(found[:, 1]).max() < 0.0065 and found[:, 1].min() < -0.004 < 0.004 < found[:, 1].max()
+    assert [c @ lighting.LUMINANCE_WEIGHTS for c in colours] == pytest.approx(np.ones(300))
+    # Three independent channels drawn from 0.7-1.0 give lamps far off the locus, such as
+    # this green one, three times the LED tolerance.
+    assert _locus_distance((0.708, 0.961, 0.782))[1] > 0.015
+
+
+_LAMP_SCENE = """
+import json, math, sys
+import bpy, numpy as np
+from replicantface import lighting
+sc = bpy.context.scene
+sc.render.engine = "CYCLES"; sc.cycles.device = "CPU"; sc.cycles.samples = 64
+sc.cycles.use_denoising = False; sc.render.resolution_x = sc.render.resolution_y = 16
+sc.view_settings.view_transform = "Standard"
+for ob in list(bpy.data.objects):
+    bpy.data.objects.remove(ob)
+sc.world = bpy.data.worlds.new("black"); sc.world.color = (0.0, 0.0, 0.0)
+for node in (sc.world.node_tree.nodes if sc.world.node_tree else []):
+    if node.type == "BACKGROUND":
+        node.inputs["Strength"].default_value = 0.0
+mesh = bpy.data.meshes.new("patch")
+h = 0.004
+mesh.from_pydata([(-h, -h, 0), (h, -h, 0), (h, h, 0), (-h, h, 0)], [], [(0, 1, 2, 3)])
+patch = bpy.data.objects.new("patch", mesh); sc.collection.objects.link(patch)
+mat = bpy.data.materials.new("white"); mat.use_nodes = True
+nt = mat.node_tree; nt.nodes.clear()
+bsdf = nt.nodes.new("ShaderNodeBsdfDiffuse"); bsdf.inputs[0].default_value = (1, 1, 1, 1)
+nt.links.new(bsdf.outputs[0], nt.nodes.new("ShaderNodeOutputMaterial").inputs[0])
+mesh.materials.append(mat)
+tilt = math.radians(35.0)  # the patch faces up, tilted toward -Y
+patch.rotation_euler = (tilt, 0.0, 0.0)
+normal = np.array([0.0, -math.sin(tilt), math.cos(tilt)])
+cam = bpy.data.cameras.new("cam"); cam.type = "ORTHO"; cam.ortho_scale = 0.004; cam.clip_start = 0.001
+cam_ob = bpy.data.objects.new("cam", cam); sc.collection.objects.link(cam_ob); sc.camera = cam_ob
+cam_ob.location = tuple(0.05 * normal); cam_ob.rotation_euler = (tilt, 0.0, 0.0)
+out = {}
+for kind, az, el, dist in (("POINT", 0.0, 40.0, 0.8), ("SPOT", 30.0, 20.0, 1.2), ("AREA", -20.0, 50.0, 0.8)):
+    extra = lighting.ExtraLight(kind, az, el, dist, 100.0, lighting.lamp_rgb(3000.0))
+    data = bpy.data.lights.new(kind, kind); data.energy = extra.power_w; data.color = extra.colour
+    data.shadow_soft_size = 0.0
+    if kind == "AREA":
+        data.size = lighting.AREA_LIGHT_SIZE_M
+    if kind == "SPOT":
+        data.spot_size = math.radians(lighting.SPOT_SIZE_DEG)
+    lamp = bpy.data.objects.new(kind, data); sc.collection.objects.link(lamp)
+    back = lighting.lamp_direction(extra)
+    right = np.cross([0.0, 0.0, 1.0], back); right /= np.linalg.norm(right)
+    m = np.eye(4); m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, np.cross(back, right), back, dist * back
+    from mathutils import Matrix
+    lamp.matrix_world = Matrix(m.tolist())
+    sc.render.filepath = sys.argv[1] + "/" + kind + ".exr"
+    sc.render.image_settings.file_format = "OPEN_EXR"
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(sc.render.filepath)
+    rgb = np.array(img.pixels[:]).reshape(-1, 4)[:, :3].mean(axis=0)
+    out[kind] = [float(rgb @ lighting.LUMINANCE_WEIGHTS), lighting.lamp_irradiance(extra, normal[None]) / math.pi]
+    bpy.data.objects.remove(lamp)
+print("LAMPS " + json.dumps(out))
+"""
+
+
+def test_lamp_irradiance_is_what_cycles_renders(tmp_path):
+    """Against pixels: a white Lambertian patch, tilted 35 degrees, lit by each kind of extra
+    lamp from its own direction renders at the predicted irradiance over pi (a fresh Blender
+    with only the patch, the lamp and a black world)."""
+    script = tmp_path / "lamps.py"
+    script.write_text(_LAMP_SCENE)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                       timeout=300)
+    line = [s for s in r.stdout.splitlines() if s.startswith("LAMPS ")]
+    assert r.returncode == 0 and line, r.stderr[-2000:]
+    for kind, (rendered, predicted) in json.loads(line[0][6:]).items():
+        assert predicted > 0.05 and rendered == pytest.approx(predicted, rel=0.03), (kind, rendered, predicted)
+
+
+def test_a_lamp_on_the_face_is_metered_and_white_balanced():
+    even = np.ones((16, 32, 3))
+    face = np.array([[0.0, -1.0, 0.0]])
+    light = lighting.LightingParams(hdri="x.exr", rotation_deg=0.0, strength=1.0, background_strength=1.0,
+                                    tint_rgb=(1.0, 1.0, 1.0), backdrop=None, extra_light=None)
+    assert lighting.metered_light(light, even, face)[0] == pytest.approx(1.0, rel=0.01)
+    # A warm point lamp in front of the face as bright on it as the whole even sky.
+    sky = np.pi * lighting.TARGET_LUMINANCE
+    power = sky * 4.0 * np.pi * 1.0 ** 2
+    warm = lighting.ExtraLight("POINT", 0.0, 0.0, 1.0, power, lighting.lamp_rgb(2700.0))
+    ratio, colour = lighting.metered_light(dataclasses.replace(light, extra_light=warm), even, face)
+    assert ratio == pytest.approx(2.0, rel=0.01)
+    assert colour @ lighting.LUMINANCE_WEIGHTS == pytest.approx(1.0)
+    assert colour == pytest.approx((np.ones(3) + np.array(warm.colour)) / 2.0, rel=0.01)
+    # Behind the head it does not reach the face and changes nothing.
+    behind = dataclasses.replace(warm, azimuth_deg=180.0)
+    ratio, colour = lighting.metered_light(dataclasses.replace(light, extra_light=behind), even, face)
+    assert ratio == pytest.approx(1.0, rel=0.01) and colour == pytest.approx(np.ones(3), rel=0.01)
+
+
+def test_a_strong_warm_lamp_is_metered_and_balanced(generator):
+    """Against pixels: a warm 2700 K lamp in front of the face, twice as bright on it as the
+    studio map (as the meter sees it), renders the face nearly as bright as the map alone
+    does, and the white balance removes most of its orange cast."""
+    p = generator.params(3, 6)
+    pose = dataclasses.replace(p.pose, head_yaw_deg=0.0, head_pitch_deg=0.0, head_roll_deg=0.0,
+                               camera_heading_deg=0.0, camera_pitch_deg=0.0)
+    light = dataclasses.replace(p.lighting, hdri="studio.exr", rotation_deg=0.0, backdrop=None, extra_light=None,
+                                strength=1.0, tint_rgb=(1.0, 1.0, 1.0), face_exposure=0.2, white_balance=1.0)
+    p = dataclasses.replace(p, pose=pose, lighting=light, accessories=accessories.NONE)
+    bare = generator.face_light_ratio(p)
+
+    def with_lamp(watts):
+        lamp = lighting.ExtraLight("AREA", 0.0, 15.0, 1.0, watts, lighting.lamp_rgb(2700.0))
+        return dataclasses.replace(p, lighting=dataclasses.replace(light, extra_light=lamp))
+
+    per_watt = generator.face_light_ratio(with_lamp(1.0)) - bare
+    lit = with_lamp(2.0 * bare / per_watt)  # the lamp gives twice the map's light
+
+    def render(q, balance):
+        s = generator._render_once(dataclasses.replace(q, lighting=dataclasses.replace(q.lighting, white_balance=balance)))
+        face = np.isin(s.mask, [int(c) for c in FACE_SKIN_CLASSES])
+        r, _, b = s.rgb[face].astype(float).mean(axis=0)
+        return float(s.labels["face_luminance"]), r - b
+
+    (lum_bare, lead_bare), (lum_lit, lead_lit) = render(p, 1.0), render(lit, 1.0)
+    (_, lead_bare_off), (_, lead_lit_off) = render(p, 0.0), render(lit, 0.0)
+    # Luma 92 and 107: the lamp triples the light, and the metering takes most of it back.
+    assert lum_lit < 1.3 * lum_bare, (lum_bare, lum_lit)
+    # Skin's red lead over blue grows by 90 levels under the lamp with the balance off and by
+    # 31 with it on: the lamp's own highlights and its frontal light on the face go beyond what
+    # the five metering patches see, so some warmth stays, as with a camera under a room lamp.
+    assert lead_lit_off > lead_bare_off + 60.0, (lead_bare_off, lead_lit_off)
+    assert lead_lit - lead_bare < 0.5 * (lead_lit_off - lead_bare_off), (lead_bare, lead_lit)
