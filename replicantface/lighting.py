@@ -331,6 +331,53 @@ def lamp_rgb(kelvin: float, duv: float = 0.0) -> tuple:
     return tuple(float(c) for c in rgb / float(rgb @ LUMINANCE_WEIGHTS))
 
 
+def lamp_duv_limit(kelvin: float) -> float:
+    """The greenest tint (largest Duv, at most 0.05) whose lamp colour at ``kelvin`` lies inside
+    the renderer's linear-RGB gamut: below about 2500 K a green tint needs negative blue, which
+    ``lamp_rgb`` would clip to another colour. 0 below 1900 K, where the locus itself leaves it."""
+    def inside(duv):
+        x, y = lamp_xy(kelvin, duv)
+        return bool((XYZ_TO_LINEAR_RGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])).min() >= 0.0)
+
+    if inside(0.05):
+        return 0.05
+    if not inside(0.0):
+        return 0.0
+    lo, hi = 0.0, 0.05
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if inside(mid) else (lo, mid)
+    return lo
+
+
+def lamp_kelvin_duv(rgb) -> tuple[float, float]:
+    """The inverse of ``lamp_rgb``: the correlated colour temperature (kelvin, 1000-25000) and
+    the signed Duv of a linear-RGB lamp colour (its brightness does not matter). Colours the
+    black-body locus never reaches (a saturated green, say) get the nearest point's kelvin and
+    their distance as Duv."""
+    from scipy.optimize import minimize_scalar
+
+    rgb = np.asarray(rgb, dtype=float)
+    if rgb.shape != (3,) or not np.all(np.isfinite(rgb)) or rgb.min() < 0.0 or rgb.max() <= 0.0:
+        raise ValueError(f"a lamp colour is three finite non-negative numbers, not all 0; got {rgb.tolist()}")
+    xyz = np.linalg.solve(XYZ_TO_LINEAR_RGB, rgb)
+    d = xyz[0] + 15.0 * xyz[1] + 3.0 * xyz[2]
+    uv = np.array([4.0 * xyz[0], 6.0 * xyz[1]]) / d
+
+    def dist2(mired):
+        u, v = planckian_uv(1e6 / mired)
+        return float((u - uv[0]) ** 2 + (v - uv[1]) ** 2)
+
+    mired = float(minimize_scalar(dist2, bounds=(40.0, 1000.0), method="bounded",
+                                  options={"xatol": 1e-7}).x)
+    kelvin = 1e6 / mired
+    u, v = (float(c) for c in planckian_uv(kelvin))
+    u1, v1 = (float(c) for c in planckian_uv(kelvin + 1.0))
+    normal = np.array([v1 - v, u - u1])  # as in lamp_xy: toward larger v (green)
+    normal = normal / np.linalg.norm(normal) * (1.0 if normal[1] > 0 else -1.0)
+    return kelvin, float((uv - np.array([u, v])) @ normal)
+
+
 def background_settings(n_hdris: int) -> int:
     """Number of visually distinct background settings: every HDRI, plus every backdrop
     pattern in every palette (before rotation, strength, tint and scale variation)."""

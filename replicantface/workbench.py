@@ -40,7 +40,13 @@ from replicantface.appearance import IRIS_COLOURS, with_skin
 from replicantface.classes import FACE_BOX_CLASSES, HEAD_CLASSES, SegClass
 from replicantface.config import QUALITY, GeneratorConfig, load_preset
 from replicantface.expression import FACIAL_ACTIONS, PRESETS
-from replicantface.lighting import EXTRA_LIGHT_KINDS, ExtraLight
+from replicantface.lighting import (
+    EXTRA_LIGHT_KINDS,
+    ExtraLight,
+    lamp_duv_limit,
+    lamp_kelvin_duv,
+    lamp_rgb,
+)
 from replicantface.overlay import draw_overlay
 
 # Slider drags send many events; one render starts this long after the last of them.
@@ -269,6 +275,27 @@ def _extra_light_field(field: str, default: float):
     return get, put
 
 
+def _extra_light_colour(which: int):
+    """Get and put of the lamp's colour temperature (``which`` 0, kelvin) or its green-magenta
+    tint (1, Duv off the black-body locus); setting one keeps the other (lighting.lamp_rgb). A
+    green tint that a warm lamp cannot show in linear RGB is held at the gamut's edge
+    (lighting.lamp_duv_limit), so the sliders read back what the render shows."""
+    def get(p):
+        light = p.lighting.extra_light
+        return lamp_kelvin_duv((light or DEFAULT_EXTRA_LIGHT).colour)[which]
+
+    def put(p, v, wb):
+        light = p.lighting.extra_light
+        if light is None:
+            return p  # the lamp is off, as for its other sliders
+        kelvin_duv = list(lamp_kelvin_duv(light.colour))
+        kelvin_duv[which] = float(v)
+        kelvin_duv[1] = min(kelvin_duv[1], lamp_duv_limit(kelvin_duv[0]))
+        return replace(p, lighting=replace(p.lighting, extra_light=replace(light, colour=lamp_rgb(*kelvin_duv))))
+
+    return get, put
+
+
 def build_controls(hdri_names: list[str]) -> dict[str, Control]:
     """Every control of the workbench, in the order they are applied (name -> Control)."""
     c: list[Control] = []
@@ -328,6 +355,11 @@ def build_controls(hdri_names: list[str]) -> dict[str, Control]:
                                        ("distance_m", "extra light distance (m)", 0.3, 5, 0.05)):
         add(f"extra_light_{field}", "lighting", label, "float",
             _extra_light_field(field, getattr(DEFAULT_EXTRA_LIGHT, field)), lo=lo, hi=hi, step=step)
+    add("extra_light_kelvin", "lighting", "extra light colour temperature (K)", "float",
+        _extra_light_colour(0), lo=1900, hi=10000, step=50,
+        note="a black body's colour; the random lamps span 2700-6500 K")
+    add("extra_light_duv", "lighting", "extra light tint (Duv)", "float", _extra_light_colour(1),
+        lo=-0.02, hi=0.02, step=0.001, note="off the black-body locus: + green (held inside the RGB gamut), - magenta")
     add("skin_tone", "appearance", "skin tone (Fitzpatrick)", "float",
         (lambda p: p.appearance.fitzpatrick, _put_skin_tone), lo=1.0, hi=6.0, step=0.05)
     add("iris", "appearance", "iris colour", "choice", (_get_iris, _put_iris), options=tuple(sorted(IRIS_COLOURS)))

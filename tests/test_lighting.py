@@ -391,3 +391,21 @@ def test_a_strong_warm_lamp_is_metered_and_balanced(generator):
     # the five metering patches see, so some warmth stays, as with a camera under a room lamp.
     assert lead_lit_off > lead_bare_off + 60.0, (lead_bare_off, lead_lit_off)
     assert lead_lit - lead_bare < 0.5 * (lead_lit_off - lead_bare_off), (lead_bare, lead_lit)
+
+
+def test_a_lamp_colour_gives_back_its_temperature_and_tint():
+    for kelvin, duv in [(1900.0, 0.0), (2000.0, -0.02), (2700.0, 0.006), (4000.0, -0.02), (6500.0, 0.003), (10000.0, -0.004)]:
+        got_k, got_duv = lighting.lamp_kelvin_duv(lighting.lamp_rgb(kelvin, duv))
+        assert got_k == pytest.approx(kelvin, rel=1e-4) and got_duv == pytest.approx(duv, abs=1e-6)
+    # Linear sRGB white is D65: 6504 K, 0.0032 above the locus; brightness does not matter.
+    assert lighting.lamp_kelvin_duv((2.0, 2.0, 2.0)) == pytest.approx((6504.0, 0.0032), rel=2e-3, abs=2e-4)
+    for bad in [(0.0, 0.0, 0.0), (1.0, -0.1, 1.0), (1.0, float("nan"), 1.0), (1.0, 1.0)]:
+        with pytest.raises(ValueError, match="lamp colour"):
+            lighting.lamp_kelvin_duv(bad)
+    # A green tint on a warm lamp leaves the RGB gamut: the limit is its edge.
+    edge = lighting.lamp_duv_limit(2000.0)
+    assert 0.0 < edge < 0.006 and lighting.lamp_duv_limit(6500.0) > 0.02 and lighting.lamp_duv_limit(1500.0) == 0.0
+    x, y = lighting.lamp_xy(2000.0, edge)
+    raw = lighting.XYZ_TO_LINEAR_RGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+    assert raw.min() == pytest.approx(0.0, abs=1e-6)
+    assert lighting.lamp_kelvin_duv(lighting.lamp_rgb(2000.0, edge)) == pytest.approx((2000.0, edge), rel=1e-4, abs=1e-6)

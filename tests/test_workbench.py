@@ -184,6 +184,35 @@ def test_new_identity_and_phenotypes(fresh):
     assert fresh.params.identity.local_changes == ident.local_changes
 
 
+def test_lamp_colour_sliders_set_a_black_body_colour_the_render_shows(fresh):
+    from replicantface.lighting import lamp_duv_limit, lamp_kelvin_duv, lamp_rgb
+
+    fresh.update(white_balance=0.0, light_strength=0.05, extra_light="POINT", extra_light_power_w=150.0,
+                 extra_light_azimuth_deg=0.0, extra_light_elevation_deg=10.0, extra_light_distance_m=0.8)
+    duv = fresh.get("extra_light_duv")
+    cheeks = {}
+    for kelvin in (2700.0, 9000.0):
+        fresh.set("extra_light_kelvin", kelvin)
+        assert fresh.params.lighting.extra_light.colour == pytest.approx(lamp_rgb(kelvin, duv))
+        assert fresh.get("extra_light_kelvin") == pytest.approx(kelvin, abs=0.5)
+        sample = fresh.render()
+        skin = sample.rgb[sample.mask == SegClass.SKIN].astype(float).mean(axis=0)
+        cheeks[kelvin] = skin[0] - skin[2]
+    assert cheeks[2700.0] > cheeks[9000.0] + 60  # (about 145 against 32); a warm lamp reddens the skin, a cool one blues it
+    fresh.set("extra_light_duv", -0.01)
+    kelvin, tint = lamp_kelvin_duv(fresh.params.lighting.extra_light.colour)
+    assert kelvin == pytest.approx(9000.0, abs=0.5) and tint == pytest.approx(-0.01, abs=1e-6)
+    assert rfw.params_from_snippet(fresh.params_snippet(), fresh.generator) == fresh.params
+    fresh.update(extra_light_duv=0.015, extra_light_kelvin=2000.0)  # greener than a 2000 K lamp can be
+    assert fresh.get("extra_light_duv") == pytest.approx(lamp_duv_limit(2000.0), abs=1e-6)
+    assert fresh.get("extra_light_kelvin") == pytest.approx(2000.0, abs=0.5)
+    fresh.set("extra_light", "none")
+    fresh.set("extra_light_kelvin", 3000.0)  # no lamp: the slider has nothing to colour
+    assert fresh.params.lighting.extra_light is None
+    with pytest.raises(ValueError, match="out of range"):
+        fresh.set("extra_light_kelvin", 1500.0)
+
+
 def test_params_snippet_reproduces_the_face(fresh):
     fresh.update(yaw=17.0, jawOpen=0.4, hdri=sorted(fresh.generator.hdris)[2], extra_light="SPOT",
                  extra_light_power_w=120.0, skin_tone=5.5, iris="green")
