@@ -1356,10 +1356,19 @@ def _build_headband(head, ch, spec, b) -> None:
     b.add(verts, faces, mat)
 
 
+# Hair combed back under an alice band lies within this height of the scalp in front of it.
+HAIRBAND_FLAT_M = 0.005
+
+
+def _hairband_tilt(variant: float) -> float:
+    """How far (radians) an alice band leans forward from upright over the crown."""
+    return float(np.radians(15 + 10 * variant))
+
+
 def _build_hairband(head, ch, spec, b) -> None:
     """An alice band from behind one ear over the crown to the other."""
     mat = b.slot("plastic", HEADWEAR, ch.colour_rgb)
-    tilt = np.radians(15 + 10 * ch.variant)  # leaning forward over the crown
+    tilt = _hairband_tilt(ch.variant)
     a = np.linspace(-np.radians(100), np.radians(100), 50)
     d = _unit(np.stack([np.sin(a), np.cos(a) * np.cos(tilt), np.cos(a) * np.sin(tilt)], -1))
     fld = head.head_map().field(0.3, 10, 4.0)
@@ -1771,7 +1780,8 @@ def build_accessories(params: AccessoryParams, verts_head: np.ndarray, tables: A
 
 
 def hair_cover(params: AccessoryParams, verts_head: np.ndarray, tables: AccessoryTables) -> HeadCover | None:
-    """The scalp region a worn hat, hood or helmet holds hair down on, or None.
+    """The scalp region a worn hat, hood or helmet holds hair down on, or None. An alice band
+    (hairband) gives a ``sweep_back`` cover: the hair in front of it is combed back under it.
 
     verts_head: (V, 3) posed vertices in the head frame. The plane sits a little below the rim so
     no hair under the headwear is missed.
@@ -1780,9 +1790,14 @@ def hair_cover(params: AccessoryParams, verts_head: np.ndarray, tables: Accessor
     if not hats:
         return None
     spec = ACCESSORIES[hats[0].name]
-    if spec.builder in ("hairband",):
-        return None
     head = _Head(verts_head, tables)
+    if spec.builder == "hairband":
+        # The band's plane (_build_hairband: it leans forward by ``tilt`` over the crown, through
+        # the head's centre); hair in front of it and above the brows is combed back under it.
+        tilt = _hairband_tilt(hats[0].variant)
+        n = np.array([0.0, -np.sin(tilt), np.cos(tilt)])
+        return HeadCover(tuple(float(x) for x in n), float(n @ head.centre), HAIRBAND_FLAT_M,
+                         min_y=float(head.brow_y + 0.01), sweep_back=True)
     front_y, back_y = _hat_rim_heights(head, spec, hats[0].variant)
     n, offset, _, _ = _hat_frame(head, front_y, back_y)
     allowance = {"hood": 0.015, "helmet": 0.01, "headband": 0.002}.get(spec.builder, HAIR_ALLOWANCE_M - 0.001)

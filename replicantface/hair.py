@@ -147,12 +147,27 @@ class HairParams:
 
 @dataclass(frozen=True)
 class HeadCover:
-    """Headwear over the scalp, head frame: points p with dot(plane_normal, p) > plane_offset are
-    under it, and hair there stays within max_offset_m (metres) of the scalp."""
+    """Headwear over the scalp, head frame: points p with dot(plane_normal, p) > plane_offset
+    (and above min_y) are under it, and hair there stays within max_offset_m (metres) of the
+    scalp.
+
+    sweep_back: a band over the crown (an alice band) rather than a hat: the plane is the band's,
+    its normal points to the face, and min_y keeps the region to the scalp above the brows. Hair
+    rooted in front of the band is combed back over it, flat, and falls only once past it; no
+    hair crosses it toward the face.
+    """
 
     plane_normal: tuple
     plane_offset: float
     max_offset_m: float
+    min_y: float = -np.inf
+    sweep_back: bool = False
+
+    def holds(self, points: np.ndarray) -> np.ndarray:
+        """(...,) bool: which of (..., 3) head-frame points lie under the headwear."""
+        points = np.asarray(points, dtype=np.float64)
+        return (points @ np.asarray(self.plane_normal, dtype=np.float64) > self.plane_offset) & (
+            points[..., 1] > self.min_y)
 
 
 @dataclass
@@ -378,6 +393,14 @@ class HairTables:
         bare_tree = cKDTree(pos[keep][bare])
         self.beard_depth = bare_tree.query(pos[keep])[0] * self.beard_masks["full"]
         self.beard_vertex_depth = bare_tree.query(v)[0]
+        # The same for the narrow kinds, each inside its own area (a moustache thins toward the
+        # nose as well as the cheeks).
+        self.narrow_beard_depth, self.narrow_beard_vertex_depth = {}, {}
+        for kind in NARROW_BEARDS:
+            inside = self.beard_masks[kind]
+            tree = cKDTree(pos[keep][~inside])
+            self.narrow_beard_depth[kind] = tree.query(pos[keep])[0] * inside
+            self.narrow_beard_vertex_depth[kind] = tree.query(v)[0]
 
         # Brow pools: skin within 12 mm of each brow's guide line, in front of the eyes.
         self.brows = {}
@@ -727,11 +750,11 @@ def _march(roots: np.ndarray, normals: np.ndarray, desired, seg: np.ndarray, n_p
     hug = style.hug_m if hug_m is None else hug_m
     p, n_prev, h_prev = roots.copy(), normals.copy(), np.zeros(n)
     d = _unit(_unit(desired(p, 0.0)) + 0.5 * normals)
-    if cover is not None:
-        c_n, c_off = np.asarray(cover.plane_normal, dtype=float), cover.plane_offset
     for k in range(1, n_pts):
         t = k / (n_pts - 1)
         g = style.gravity * np.clip((t - style.hug_until * 0.6) / 0.4, 0.0, 1.0)
+        if cover is not None and cover.sweep_back:  # the band holds the hair in front of it
+            g = np.where(cover.holds(p), 0.0, g)[:, None]
         want = _unit(desired(p, t)) * (1.0 - g) + g * down
         inward = np.minimum((want * n_prev).sum(axis=1), 0.0)
         want = np.where((h_prev < 0.02)[:, None], want - inward[:, None] * n_prev, want)
@@ -742,7 +765,7 @@ def _march(roots: np.ndarray, normals: np.ndarray, desired, seg: np.ndarray, n_p
         h, nq = surf.height(q)
         hi = np.full(n, hug + style.volume_m * t if t <= style.hug_until else np.inf)
         if cover is not None:
-            hi = np.where(q @ c_n > c_off, np.minimum(hi, cover.max_offset_m - 0.001), hi)
+            hi = np.where(cover.holds(q), np.minimum(hi, cover.max_offset_m - 0.001), hi)
         lo = _LO_M + 0.002 * t
         h_new = np.clip(h, lo, hi)
         q = q + (h_new - h)[:, None] * nq
@@ -827,6 +850,11 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
         def desired(p, t):
             return _flow(style.flow, p, gn, params, anchors)
 
+        if cover is not None and cover.sweep_back:
+            desired, swept = _swept_back(desired, cover, g_roots)
+            if exempt is not None:
+                exempt = exempt & ~swept
+
         lengths = rng.uniform(*style.length_m, size=len(g_idx)) * params.length_scale
         guides, g_nrm = _march(g_roots, g_norm, desired, lengths / (style.points - 1), style.points, surf,
                                style, cover, keep, down=down)
@@ -848,7 +876,7 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
         radius = np.repeat((style.curl_radius_m * curl * rng.uniform(0.7, 1.2, len(c_idx)))[:, None],
                            pts.shape[1], axis=1)
         if cover is not None:  # no curls under headwear
-            radius[pts @ np.asarray(cover.plane_normal, dtype=float) > cover.plane_offset - 0.01] = 0.0
+            radius[dataclasses.replace(cover, plane_offset=cover.plane_offset - 0.01).holds(pts)] = 0.0
         pts = _add_curl(pts, radius, style.curl_period_m * rng.uniform(0.8, 1.2, len(c_idx)) / curl ** 0.5,
                         phase)
     t = np.linspace(0.0, 1.0, pts.shape[1])
@@ -857,6 +885,22 @@ def _scalp_strands(params: HairParams, verts: np.ndarray, normals: np.ndarray, t
         dense = tables.head_dense.positions(verts, tables.faces, np.arange(len(tables.head_dense.face)))
         _apply_cover(strands, cover, surf, dense)
     return strands, _scalp_cap(params, verts, normals, tables)
+
+
+def _swept_back(desired, cover: HeadCover, roots: np.ndarray):
+    """A style's ``desired`` flow under a band (``cover.sweep_back``): guides rooted in front of
+    it (``swept``, returned) grow straight back over it, keeping a little of their own sideways
+    flow; the others may not grow toward the face once within 2 cm behind it."""
+    normal = np.asarray(cover.plane_normal, dtype=np.float64)
+    swept = cover.holds(roots)
+
+    def combed(p, t):
+        d = _unit(desired(p, t))
+        near = (p @ normal > cover.plane_offset - 0.02)[:, None]
+        d = np.where(near & ~swept[:, None], d - np.maximum(d @ normal, 0.0)[:, None] * normal, d)
+        return np.where(swept[:, None], -normal + 0.3 * d * np.array([1.0, 0.0, 0.0]), d)
+
+    return combed, swept
 
 
 def _tied(style: _Style, params: HairParams, roots, normals, roots_n, verts, tables: HairTables,
@@ -964,11 +1008,13 @@ def _philtrum(pos: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return (np.abs(pos[:, 0]) < corner_x + 0.004) & (pos[:, 1] > lm[51, 1] - 0.002) & (pos[:, 1] < lm[33, 1] + 0.01)
 
 
-def beard_edge_fade(depth_m: np.ndarray) -> np.ndarray:
-    """A full beard's density, 0..1, at ``depth_m`` inside its edge: it thins over the outer
-    BEARD_EDGE_FADE_M along the cheek line and the neck (smoothstep), to BEARD_EDGE_DENSITY at
-    the edge itself, as a real beard does rather than ending on a drawn line."""
-    t = np.clip(np.asarray(depth_m, dtype=np.float64) / BEARD_EDGE_FADE_M, 0.0, 1.0)
+def beard_edge_fade(depth_m: np.ndarray, fade_m: float | None = None) -> np.ndarray:
+    """A beard's density, 0..1, at ``depth_m`` inside its edge: it thins over the outer
+    ``fade_m`` (a full beard's BEARD_EDGE_FADE_M along the cheek line and the neck; the narrow
+    kinds' NARROW_BEARD_FADE_M all round) (smoothstep), to BEARD_EDGE_DENSITY at the edge
+    itself, as a real beard does rather than ending on a drawn line."""
+    fade_m = BEARD_EDGE_FADE_M if fade_m is None else fade_m
+    t = np.clip(np.asarray(depth_m, dtype=np.float64) / fade_m, 0.0, 1.0)
     return BEARD_EDGE_DENSITY + (1.0 - BEARD_EDGE_DENSITY) * t * t * (3.0 - 2.0 * t)
 
 
@@ -1038,6 +1084,10 @@ _BEARD_COUNTS = {"stubble": 9000, "moustache": 1500, "goatee": 3000, "chin_strap
 # keeps its middle above Cycles' pass alpha threshold (0.5), so the mask still says BEARD there.
 BEARD_EDGE_FADE_M = 0.012
 BEARD_EDGE_DENSITY = 0.2
+# A moustache, goatee or chin strap is 1-2 cm across: it thins over its outer 4 mm all round,
+# and its cap greys translucent as a full beard's does.
+NARROW_BEARDS = ("moustache", "goatee", "chin_strap")
+NARROW_BEARD_FADE_M = 0.004
 BEARD_CAP_COVER = 0.8
 BEARD_CAP_GREY_DROP = 0.3
 
@@ -1048,12 +1098,19 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
     pool = tables.beard
     stubble = params.beard == "stubble"
     active = np.flatnonzero(tables.beard_masks[params.beard])
-    weight = None
-    if params.beard == "full":
-        weight = beard_edge_fade(tables.beard_depth[active])
-        weight /= weight.sum()
-    idx = rng.choice(active, size=min(int(_BEARD_COUNTS[params.beard] * params.density), len(active)),
-                     replace=False, p=weight)
+    wanted = int(_BEARD_COUNTS[params.beard] * params.density)
+    if params.beard in NARROW_BEARDS:
+        # Each pool point keeps a root with a chance that falls toward the edge: a narrow beard
+        # wants most of its small pool (a moustache more than all of it), so a weighted choice
+        # of that many points could not thin the edge.
+        fade = beard_edge_fade(tables.narrow_beard_depth[params.beard][active], NARROW_BEARD_FADE_M)
+        idx = active[rng.random(len(active)) < fade * min(wanted / fade.sum(), 1.0)]
+    else:
+        weight = None
+        if params.beard == "full":
+            weight = beard_edge_fade(tables.beard_depth[active])
+            weight /= weight.sum()
+        idx = rng.choice(active, size=min(wanted, len(active)), replace=False, p=weight)
     roots = pool.positions(verts, tables.faces, idx)
     _, n = surf.height(roots)
     lengths = params.beard_length_m * rng.uniform(0.6, 1.2, len(idx))
@@ -1082,9 +1139,11 @@ def _beard(params: HairParams, verts, normals, tables: HairTables, surf: _Surfac
         # Vertices on the edge of the beard area (not all their faces bearded) are transparent.
         counts = np.bincount(faces.ravel(), minlength=len(verts))
         all_counts = np.bincount(tables.faces.ravel(), minlength=len(verts))
-        cover = np.where(counts >= all_counts, BEARD_CAP_COVER, 0.0)
+        cover = np.where(counts >= all_counts, BEARD_CAP_COVER, 0.0) * (1.0 - BEARD_CAP_GREY_DROP * params.beard_grey)
         if params.beard == "full":
-            cover *= beard_edge_fade(tables.beard_vertex_depth) * (1.0 - BEARD_CAP_GREY_DROP * params.beard_grey)
+            cover *= beard_edge_fade(tables.beard_vertex_depth)
+        else:
+            cover *= beard_edge_fade(tables.narrow_beard_vertex_depth[params.beard], NARROW_BEARD_FADE_M)
         cap = _cap_from_faces(verts, normals, faces, cover)
     return Strands(pts.astype(np.float32), radius.astype(np.float32)), cap
 
@@ -1219,9 +1278,8 @@ def _apply_cover(strands: Strands, cover: HeadCover, surf: _Surface, dense: np.n
     dense: (M, 3) points densely covering the head skin; the final clearance is measured to
     them (a point's distance to its nearest dense point bounds its distance to the skin).
     """
-    normal = np.asarray(cover.plane_normal, dtype=np.float64)
     flat = strands.points.astype(np.float64).reshape(-1, 3)
-    under = flat @ normal > cover.plane_offset
+    under = cover.holds(flat)
     if not under.any():
         return
     top = max(cover.max_offset_m - 0.0008, 0.0)

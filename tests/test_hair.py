@@ -325,6 +325,75 @@ def test_a_full_beard_thins_toward_its_edge_and_greys_translucent(generator, tab
     assert np.mean(covered < 0.7) > 0.08
 
 
+def test_narrow_beards_thin_toward_their_edges_and_grey_translucent(generator, tables):
+    """A moustache, goatee or chin strap thins over its outer few millimetres all round, and
+    its cap lets skin through as it greys, as a full beard's does; its middle still writes
+    BEARD (coverage above the pass alpha threshold) when white."""
+    _, verts = _head_verts(generator, generator.params(2, 3))
+    tree = cKDTree(tables.beard.neutral)
+    for kind in hair.NARROW_BEARDS:
+        inside = tables.beard_masks[kind]
+        depth = tables.narrow_beard_depth[kind]
+        roots = [hair.hair_strands(_params("short", kind, seed=seed), tables.neutral_head, tables)["beard"].points[:, 0]
+                 for seed in range(6)]
+        per_point = np.bincount(tree.query(np.concatenate(roots))[1], minlength=len(depth))
+        edge = inside & (depth < 0.0012)
+        middle = inside & (depth > hair.NARROW_BEARD_FADE_M)
+        assert edge.sum() > 20 and middle.sum() > 20, (kind, edge.sum(), middle.sum())
+        ratio = (per_point[edge].sum() / edge.sum()) / (per_point[middle].sum() / middle.sum())
+        assert ratio < 0.5, (kind, ratio)
+        dark, white = (hair.hair_strands(_params("short", kind, beard_grey=g), verts, tables)["beard_cap"].coverage
+                       for g in (0.0, 1.0))
+        assert dark.max() == pytest.approx(hair.BEARD_CAP_COVER, abs=1e-6), kind
+        assert 0.5 < white.max() < 0.8 * dark.max(), kind
+        assert np.mean(dark[dark > 0] < 0.7) > 0.08, kind  # graded toward the edge (0 before)
+    # Against pixels: a white moustache, the narrowest, still writes BEARD between nose and lip.
+    from replicantface import scene_hair
+
+    try:
+        params = dataclasses.replace(_frontal(generator, 0), hair=_params("short", "moustache", beard_grey=1.0),
+                                     accessories=AccessoryParams())
+        sample = generator.render(params)
+    finally:
+        scene_hair.hide_hair(generator.handles)
+    beard = sample.mask == SegClass.BEARD
+    assert beard.sum() > 25, beard.sum()
+    lm = sample.labels["landmarks_2d"]
+    ys, xs = np.nonzero(beard)
+    assert lm[33, 1] - 3 < np.median(ys) < lm[51, 1] + 3 and abs(np.median(xs) - lm[33, 0]) < 6
+
+
+def test_an_alice_band_holds_the_front_hair_back(generator):
+    """Against pixels: a fringe hangs over the forehead down to the brows; under an alice band
+    the forehead is bare skin up to the hairline, the band shows, and hair still covers the head
+    behind it (before, the fringe hung over the band's front and hid it)."""
+    from replicantface import scene_hair
+    from replicantface.accessories import AccessoryChoice
+
+    band = AccessoryParams((AccessoryChoice("hairband", (0.05, 0.05, 0.06), (0.05, 0.05, 0.06), "plain", 0.5),))
+    forehead, worn_px, hair_px = {}, {}, {}
+    try:
+        for name, worn in (("bare", AccessoryParams()), ("band", band)):
+            params = dataclasses.replace(_frontal(generator, 2), hair=_params("fringe"), accessories=worn,
+                                         pose=PoseParams(0.0, 0.0, 0.0, 0.0, 15.0))
+            sample = generator.render(params)
+            lm = sample.labels["landmarks_2d"]
+            span = np.linalg.norm(lm[45] - lm[36])  # outer eye corners, about 9 cm
+            brow_y = lm[17:27, 1].min()
+            x0, x1 = int(lm[19, 0]), int(lm[24, 0]) + 1
+            # 1.5 to 3.5 cm above the brows' top: a fringe's place, below the hairline.
+            rows = slice(int(brow_y - 0.38 * span), int(brow_y - 0.17 * span))
+            forehead[name] = float((sample.mask[rows, x0:x1] == SegClass.HAIR).mean())
+            worn_px[name] = int((sample.mask == SegClass.HEADWEAR).sum())
+            hair_px[name] = int((sample.mask == SegClass.HAIR).sum())
+    finally:
+        scene_hair.hide_hair(generator.handles)
+    assert forehead["bare"] > 0.6, forehead
+    assert forehead["band"] < 0.1, forehead
+    assert worn_px["band"] > 40 and worn_px["bare"] == 0, worn_px
+    assert hair_px["band"] > 0.3 * hair_px["bare"], hair_px
+
+
 def test_balding_leaves_the_crown_bare_and_keeps_a_horseshoe(generator, tables):
     """Against pixels: from above the front, the top of a balding head is skin where a short
     cut's is hair; from behind, the band of hair round the back shows."""
