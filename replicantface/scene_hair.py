@@ -203,9 +203,14 @@ def _set_strand_colour(material, melanin: float, redness: float, grey: float) ->
     nodes["rf_grey"].inputs[1].default_value = float(grey)
 
 
+# A cap's colour where its hair is all white: the white strands' mass as they render (a warm mid
+# grey), not a light grey, which showed as a pale patch wherever the strands part from the cap.
+GREY_CAP_RGB = (0.36, 0.34, 0.30)
+
+
 def _set_cap_colour(material, melanin: float, redness: float, grey: float) -> None:
     pigment = np.array(melanin_rgb(melanin, redness))
-    colour = (1.0 - grey) * pigment * 0.8 + grey * np.array([0.55, 0.53, 0.5])
+    colour = (1.0 - grey) * pigment * 0.8 + grey * np.array(GREY_CAP_RGB)
     material.node_tree.nodes["rf_rgb"].outputs[0].default_value = (*colour, 1.0)
 
 
