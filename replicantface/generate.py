@@ -56,7 +56,7 @@ from replicantface.lighting import (
     white_balance_gains,
 )
 from replicantface.pose import PoseParams, head_rotation_body, sample_pose
-from replicantface.teeth import JAW_FIT_LANDMARKS, LOWER_LIP_LANDMARK, kabsch, teeth_in_head_frame
+from replicantface.teeth import JAW_FIT_LANDMARKS, kabsch, teeth_in_head_frame
 
 # Each randomizer gets its own child stream of SeedSequence([seed, index]), in this order.
 # New randomizers are appended, so the streams of the earlier ones (and their draws) stay put.
@@ -346,10 +346,6 @@ class Generator:
         upper = labels.transform_points(geo.head_to_world @ rest_head, tv_world_rest[:n_upper])
         jaw_idx = lm_idx[list(JAW_FIT_LANDMARKS)]
         jaw = kabsch(rest.vertices[jaw_idx].astype(float), geo.vertices[jaw_idx].astype(float))
-        # The lower lip does not follow the chin as it opens: keep the jaw's turn but hold the
-        # arch behind the lip's inner edge, where it sits at rest.
-        lip = lm_idx[LOWER_LIP_LANDMARK]
-        jaw[:3, 3] += geo.vertices[lip] - labels.transform_points(jaw, rest.vertices[lip][None])[0]
         lower = labels.transform_points(jaw, tv_world_rest[n_upper:])
         return geo, np.vstack([upper, lower]), tf
 

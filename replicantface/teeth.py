@@ -1,9 +1,8 @@
 """Teeth built by code: two arches of box-shaped teeth placed behind the lips. numpy only.
 
-The upper arch moves rigidly with the head. The lower arch turns with the jaw, estimated as the
+The upper arch moves rigidly with the head; the lower arch follows the jaw, estimated as the
 best rigid fit (Kabsch) of the chin's jaw landmarks between the identity's neutral face and the
-current one, and is held behind the lower lip's inner edge: the lip does not follow the chin as
-the mouth opens, and an arch that did came out in front of it.
+current one.
 """
 
 from __future__ import annotations
@@ -14,19 +13,6 @@ TEETH_PER_ARCH = 12
 # Tooth widths from the midline outward (incisors, canine, premolars, molars), metres.
 _HALF_WIDTHS = np.array([0.0085, 0.0065, 0.0075, 0.007, 0.007, 0.009]) * 0.5
 JAW_FIT_LANDMARKS = (5, 6, 7, 8, 9, 10, 11)
-# The lower arch turns with the jaw but is held where it sits behind this landmark (the lower
-# lip's inner edge) at rest: the lip does not follow the chin as the mouth opens.
-LOWER_LIP_LANDMARK = 66
-# Half the gap between neighbouring teeth (metres): teeth touch at their contact points, and a
-# wider gap showed as a dark line between every pair, like a row of pegs.
-_HALF_GAP_M = 0.0001
-# How far the arches' front faces sit behind the inner lip landmarks (62 upper, 66 lower): the
-# incisors rest against the lips' inner faces, so they catch the light that enters the mouth.
-UPPER_BEHIND_LIP_M = 0.0025
-LOWER_BEHIND_LIP_M = 0.0035
-# How far the lower incisors' edges rise above the lower lip's inner edge: they show over the
-# lip as the mouth opens.
-LOWER_ABOVE_LIP_M = 0.0015
 
 
 def _arch(centre: np.ndarray, half_span: float, depth: float, top: float, bottom: float,
@@ -38,7 +24,7 @@ def _arch(centre: np.ndarray, half_span: float, depth: float, top: float, bottom
     verts, faces = [], []
     box = np.array([[0, 1, 2, 3], [7, 6, 5, 4], [0, 4, 5, 1], [1, 5, 6, 2], [2, 6, 7, 3], [3, 7, 4, 0]])
     for i in range(len(widths)):
-        x0, x1 = edges[i] + _HALF_GAP_M, edges[i + 1] - _HALF_GAP_M
+        x0, x1 = edges[i] + 0.0004, edges[i + 1] - 0.0004
         corners = []
         for y in (bottom, top):
             for x, inward in ((x0, 0.0), (x1, 0.0), (x1, thickness), (x0, thickness)):
@@ -61,12 +47,11 @@ def teeth_in_head_frame(landmarks_head: np.ndarray) -> tuple[np.ndarray, np.ndar
     lm = landmarks_head
     half_span = 0.42 * abs(lm[54, 0] - lm[48, 0])
     depth = 0.45 * half_span
-    upper_c = lm[62] + np.array([0.0, 0.0, -UPPER_BEHIND_LIP_M])
-    lower_c = lm[66] + np.array([0.0, 0.0, -LOWER_BEHIND_LIP_M])
+    upper_c = lm[62] + np.array([0.0, 0.0, -0.0045])
+    lower_c = lm[66] + np.array([0.0, 0.0, -0.0060])
     mid = 0.5 * (lm[62, 1] + lm[66, 1])
     up_v, up_f = _arch(upper_c, half_span, depth, top=mid + 0.010, bottom=mid - 0.0015, thickness=0.006)
-    lower_top = lm[66, 1] + LOWER_ABOVE_LIP_M
-    lo_v, lo_f = _arch(lower_c, half_span * 0.93, depth, top=lower_top, bottom=lower_top - 0.0105,
+    lo_v, lo_f = _arch(lower_c, half_span * 0.93, depth, top=mid - 0.0005, bottom=mid - 0.011,
                        thickness=0.006)
     return np.vstack([up_v, lo_v]), np.vstack([up_f, lo_f + len(up_v)]), len(up_v)
 
