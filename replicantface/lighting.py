@@ -1,5 +1,5 @@
 """Backgrounds and lighting: HDRIs, procedural backdrops, an optional extra light. Pure numpy
-apart from listing files.
+and scipy apart from listing files.
 
 HDRI brightness is normalised from each map's solid-angle-weighted mean luminance, so the
 sampled ``strength`` means the same exposure for every map (no hand-tuned multipliers).
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 HDRI_SUFFIXES = (".exr", ".hdr")
 USER_HDRI_DIR = Path(__file__).resolve().parent.parent / "assets" / "hdris"
@@ -45,6 +46,12 @@ FACE_METERING_DOWN = 0.8
 FACE_METERING_UP = 0.4
 # The meter's view of the environment: an equirectangular grid of METER_MAP_ROWS x 2 rows.
 METER_MAP_ROWS = 16
+# Environment maps whose lamps stand at head height light the subject turned about world X by
+# this many degrees: the lamps in front of the body rise as a portrait key light does (30-45
+# degrees above the eyes), those behind it sink, and the background the camera sees is not
+# turned. Blender's studio map holds 96 % of its light within 30 degrees of the horizon and none
+# above it; unturned, it lights a face evenly from head height, flat. Keyed by file name.
+LIGHT_TILT_DEG = {"studio.exr": 30.0}
 
 
 def builtin_hdris() -> list[Path]:
@@ -105,13 +112,21 @@ def luminance_map(pixels: np.ndarray, rows: int = METER_MAP_ROWS) -> np.ndarray:
     return colour_map(pixels, rows) @ LUMINANCE_WEIGHTS
 
 
-def map_directions(shape: tuple, rotation_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def light_tilt_deg(hdri: str) -> float:
+    """Degrees the map ``hdri`` (a file name or path) is turned about world X for the light it
+    casts (``LIGHT_TILT_DEG``; 0 for maps not listed)."""
+    return float(LIGHT_TILT_DEG.get(Path(hdri).name, 0.0))
+
+
+def map_directions(shape: tuple, rotation_deg: float, tilt_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """World directions (N, 3) of the cell centres of an equirectangular grid, and their solid
-    angles (N,), for a map turned by ``rotation_deg`` about world Z.
+    angles (N,), for a map turned by ``rotation_deg`` about world Z and then ``tilt_deg``
+    about world X (``light_tilt_deg``).
 
     Blender's convention: a map column u in [0, 1) faces azimuth atan2(y, x) = (0.5 - u) * 2 pi,
     row 0 faces up, and the world shader's Mapping node turns the lookup direction, so a world
-    direction d reads the map at Rz(rotation) d.
+    direction d reads the map at Rz(rotation) Rx(tilt) d. A positive tilt raises what lies in
+    front of the body (-Y) and lowers what lies behind it.
     """
     rows, cols = shape
     lat = (0.5 - (np.arange(rows) + 0.5) / rows) * np.pi
@@ -119,18 +134,23 @@ def map_directions(shape: tuple, rotation_deg: float) -> tuple[np.ndarray, np.nd
     lat, az = np.meshgrid(lat, az, indexing="ij")
     dirs = np.stack([np.cos(lat) * np.cos(az), np.cos(lat) * np.sin(az), np.sin(lat)], axis=-1)
     solid = np.cos(lat) * (np.pi / rows) * (2.0 * np.pi / cols)
-    return dirs.reshape(-1, 3), solid.ravel()
+    dirs = dirs.reshape(-1, 3)
+    if tilt_deg:  # d = Rx(-tilt) Rz(-rotation) m, as rows: (Rz(-rotation) m) Rx(tilt)
+        dirs = dirs @ Rotation.from_euler("x", tilt_deg, degrees=True).as_matrix()
+    return dirs, solid.ravel()
 
 
-def face_light_ratio(lum_map: np.ndarray, rotation_deg: float, normals: np.ndarray) -> float:
+def face_light_ratio(lum_map: np.ndarray, rotation_deg: float, normals: np.ndarray,
+                     tilt_deg: float = 0.0) -> float:
     """How brightly an environment lights a face, relative to an even sky of the same mean.
 
     lum_map: (rows, cols) luminance (``luminance_map``); normals: (K, 3) world unit normals of
     the face's patches. Returns the mean over the patches of E(n) / (pi * mean luminance), the
     irradiance a Lambertian patch facing n receives over what it would under a uniform sky:
     1 for an even sky, above 1 facing the sun, below 1 with the light behind the head.
+    ``tilt_deg``: as in ``map_directions``.
     """
-    dirs, solid = map_directions(lum_map.shape, rotation_deg)
+    dirs, solid = map_directions(lum_map.shape, rotation_deg, tilt_deg)
     lum = np.asarray(lum_map, dtype=float).ravel()
     mean = float(lum @ solid) / (4.0 * np.pi)
     cosines = np.clip(np.asarray(normals, dtype=float) @ dirs.T, 0.0, None)
@@ -138,14 +158,16 @@ def face_light_ratio(lum_map: np.ndarray, rotation_deg: float, normals: np.ndarr
     return float(np.mean(irradiance) / (np.pi * max(mean, 1e-12)))
 
 
-def face_illuminant(rgb_map: np.ndarray, rotation_deg: float, normals: np.ndarray) -> np.ndarray:
+def face_illuminant(rgb_map: np.ndarray, rotation_deg: float, normals: np.ndarray,
+                    tilt_deg: float = 0.0) -> np.ndarray:
     """(3,) linear-RGB colour of the light an environment casts on a face, at unit luminance.
 
     rgb_map: (rows, cols, 3) linear RGB (``colour_map``); normals: (K, 3) world unit normals of
     the face's patches. The irradiance of Lambertian patches facing ``normals``, summed: under
     a blue sky with the sun behind the head it is bluish, facing a low sun it is orange.
+    ``tilt_deg``: as in ``map_directions``.
     """
-    dirs, solid = map_directions(rgb_map.shape[:2], rotation_deg)
+    dirs, solid = map_directions(rgb_map.shape[:2], rotation_deg, tilt_deg)
     rgb = np.asarray(rgb_map, dtype=float).reshape(-1, 3)
     cosines = np.clip(np.asarray(normals, dtype=float) @ dirs.T, 0.0, None)
     irradiance = (cosines @ (rgb * solid[:, None])).sum(axis=0)
@@ -205,8 +227,9 @@ def metered_light(params: LightingParams, rgb_map: np.ndarray, normals: np.ndarr
     lamp that lights the face is metered and balanced with the rest, as a camera's
     face-priority exposure and white balance would.
     """
-    env_ratio = face_light_ratio(np.asarray(rgb_map) @ LUMINANCE_WEIGHTS, params.rotation_deg, normals)
-    env = face_illuminant(rgb_map, params.rotation_deg, normals) * np.asarray(params.tint_rgb, dtype=float)
+    tilt = light_tilt_deg(params.hdri)
+    env_ratio = face_light_ratio(np.asarray(rgb_map) @ LUMINANCE_WEIGHTS, params.rotation_deg, normals, tilt)
+    env = face_illuminant(rgb_map, params.rotation_deg, normals, tilt) * np.asarray(params.tint_rgb, dtype=float)
     env = env / float(env @ LUMINANCE_WEIGHTS)
     if params.extra_light is None:
         return env_ratio, env

@@ -44,6 +44,7 @@ from replicantface.lighting import (
     colour_map,
     hdri_gain,
     lamp_direction,
+    light_tilt_deg,
 )
 
 # Slot name -> (class, shader kind). One material per slot, since pass_index is per material.
@@ -863,8 +864,16 @@ def _build_world(scene):
     tree = world.node_tree
     tree.nodes.clear()
     coord = tree.nodes.new("ShaderNodeTexCoord")
+    # The map as the camera sees it (turned about Z), and as it lights the scene (turned about
+    # Z, then tilted about X: lighting.LIGHT_TILT_DEG); camera rays read the first.
     mapping = tree.nodes.new("ShaderNodeMapping")
+    mapping.name = "rf_mapping"
+    light_mapping = tree.nodes.new("ShaderNodeMapping")
+    light_mapping.name = "rf_light_mapping"
+    lookup = tree.nodes.new("ShaderNodeMix")
+    lookup.data_type = "VECTOR"
     env = tree.nodes.new("ShaderNodeTexEnvironment")
+    env.name = "rf_env"
     light_path = tree.nodes.new("ShaderNodeLightPath")
     strength = tree.nodes.new("ShaderNodeMix")
     strength.data_type = "FLOAT"
@@ -873,7 +882,11 @@ def _build_world(scene):
     out = tree.nodes.new("ShaderNodeOutputWorld")
     links = tree.links
     links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
-    links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+    links.new(coord.outputs["Generated"], light_mapping.inputs["Vector"])
+    links.new(light_path.outputs["Is Camera Ray"], lookup.inputs["Factor"])
+    links.new(light_mapping.outputs["Vector"], lookup.inputs[4])  # A: other rays
+    links.new(mapping.outputs["Vector"], lookup.inputs[5])  # B: camera rays
+    links.new(lookup.outputs[1], env.inputs["Vector"])
     tint = tree.nodes.new("ShaderNodeMix")
     tint.data_type = "RGBA"
     tint.blend_type = "MULTIPLY"
@@ -1099,7 +1112,8 @@ def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Pat
                    camera_to_world: np.ndarray, head_centre: np.ndarray, exposure_ev: float = 0.0,
                    white_balance_rgb=(1.0, 1.0, 1.0)) -> None:
     """HDRI (normalised), tint, backdrop wall, extra light and the camera's exposure and white
-    balance.
+    balance. The HDRI lights the scene tilted by ``lighting.light_tilt_deg`` (its lamps raised
+    in front of the body), while camera rays see it only turned about Z.
 
     camera_to_world: (4, 4) Blender camera pose; head_centre: (3,) world metres; exposure_ev:
     stops added by the camera (lighting.exposure_ev), applied as Cycles' film exposure;
@@ -1110,11 +1124,12 @@ def apply_lighting(handles: SceneHandles, params: LightingParams, hdri_path: Pat
     balance = handles.scene.compositing_node_group.nodes[WHITE_BALANCE_NODE]
     balance.inputs[7].default_value = (*(float(g) for g in white_balance_rgb), 1.0)
     tree = handles.world.node_tree
-    env = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
     image, gain, _ = _load_hdri(handles, hdri_path)
-    env.image = image
-    mapping = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeMapping")
-    mapping.inputs["Rotation"].default_value = (0.0, 0.0, float(np.radians(params.rotation_deg)))
+    tree.nodes["rf_env"].image = image
+    turn = float(np.radians(params.rotation_deg))
+    tree.nodes["rf_mapping"].inputs["Rotation"].default_value = (0.0, 0.0, turn)
+    tilt = float(np.radians(light_tilt_deg(hdri_path)))
+    tree.nodes["rf_light_mapping"].inputs["Rotation"].default_value = (tilt, 0.0, turn)
     mix = tree.nodes["rf_strength"]
     mix.inputs[2].default_value = params.strength * gain
     mix.inputs[3].default_value = params.background_strength * gain

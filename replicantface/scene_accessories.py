@@ -383,13 +383,14 @@ def apply_accessories(handles, meshes: list[AccessoryMesh], head_to_world: np.nd
 
 def sync_lens_reflections(handles) -> None:
     """Give the clear lenses this sample's environment, once scene.apply_lighting has set the
-    world: its HDRI, rotation, lighting strength (what rays other than camera rays see) and tint."""
+    world: its HDRI, its turn as it lights the scene, lighting strength (what rays other than
+    camera rays see) and tint."""
     lenses = [m for (kind, _), m in _state(handles)["materials"].items() if kind == "lens_clear"]
     if not lenses:
         return
     world = handles.world.node_tree.nodes
-    env = next(n for n in world if n.bl_idname == "ShaderNodeTexEnvironment")
-    mapping = next(n for n in world if n.bl_idname == "ShaderNodeMapping")
+    env = world["rf_env"]
+    mapping = world["rf_light_mapping"]
     for mat in lenses:
         nodes = mat.node_tree.nodes
         nodes["rf_env"].image = env.image

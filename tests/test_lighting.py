@@ -136,6 +136,67 @@ def test_face_light_ratio_follows_the_map_and_its_rotation():
         lighting.luminance_map(np.ones((8, 16, 3)))
 
 
+def test_light_tilt_raises_the_lamps_in_front_of_the_body_and_lowers_those_behind():
+    assert lighting.light_tilt_deg("/some/dir/studio.exr") == lighting.LIGHT_TILT_DEG["studio.exr"] > 0
+    assert lighting.light_tilt_deg("sunrise.exr") == 0.0
+    rows, cols = 90, 180
+    front = (rows // 2, int(0.75 * cols))  # map azimuth -90 degrees: world -Y at rotation 0
+    back = (rows // 2, int(0.25 * cols))
+    for tilt in (0.0, 30.0):
+        dirs, _ = lighting.map_directions((rows, cols), 0.0, tilt)
+        grid = dirs.reshape(rows, cols, 3)
+        for cell, toward in ((front, -1.0), (back, 1.0)):
+            d = grid[cell]
+            elevation = np.degrees(np.arcsin(d[2]))
+            assert np.sign(d[1]) == toward and abs(d[0]) < 0.05
+            assert elevation == pytest.approx(-toward * tilt, abs=1.5), (tilt, cell, elevation)
+    # A lamp on the map's horizon in front of the body lights a patch facing up and forward
+    # best once tilted, and one facing straight ahead best untilted.
+    lamp = np.full((rows, cols), 0.01)
+    lamp[front] = 1000.0
+    up_front = np.array([[0.0, -np.cos(np.radians(30)), np.sin(np.radians(30))]])
+    ahead = np.array([[0.0, -1.0, 0.0]])
+    assert lighting.face_light_ratio(lamp, 0.0, up_front, 30.0) > lighting.face_light_ratio(lamp, 0.0, ahead, 30.0)
+    assert lighting.face_light_ratio(lamp, 0.0, up_front, 0.0) < lighting.face_light_ratio(lamp, 0.0, ahead, 0.0)
+
+
+def test_tilted_map_lights_the_face_from_above_and_leaves_the_background(generator, monkeypatch):
+    """Against pixels: the studio map turned for the light alone brightens the forehead against
+    the face below the nose (which now faces away from the raised lamps, under the nose's
+    shadow), while the background the camera sees stays as it was."""
+    from replicantface.classes import SegClass
+
+    p = generator.params(3, 6)
+    pose = dataclasses.replace(p.pose, head_yaw_deg=0.0, head_pitch_deg=0.0, head_roll_deg=0.0,
+                               camera_heading_deg=0.0, camera_pitch_deg=0.0)
+    light = dataclasses.replace(p.lighting, hdri="studio.exr", backdrop=None, extra_light=None,
+                                strength=1.0, tint_rgb=(1.0, 1.0, 1.0), face_exposure=0.0,
+                                white_balance=0.0)
+    grid, normals = generator._face_meter(dataclasses.replace(p, pose=pose, lighting=light))
+    rotations = np.arange(0.0, 360.0, 15.0)
+    # The turn that puts the map's brightest light in front of the face.
+    best = max(rotations, key=lambda r: lighting.face_light_ratio(grid @ lighting.LUMINANCE_WEIGHTS,
+                                                                  r, normals))
+    p = dataclasses.replace(p, pose=pose, lighting=dataclasses.replace(light, rotation_deg=float(best)))
+    renders = {}
+    for tilt in (0.0, 30.0):
+        monkeypatch.setitem(lighting.LIGHT_TILT_DEG, "studio.exr", tilt)
+        renders[tilt] = generator._render_once(p)
+    luma = {t: s.rgb.astype(float) @ lighting.LUMINANCE_WEIGHTS for t, s in renders.items()}
+    mask = renders[0.0].mask
+    assert np.array_equal(mask, renders[30.0].mask)
+    lm = renders[0.0].labels["landmarks_2d"]
+    rows = np.arange(mask.shape[0])[:, None]
+    skin = mask == SegClass.SKIN
+    forehead = skin & (rows < lm[17:27, 1].min())  # above the brows
+    lower = skin & (rows > lm[33, 1]) & (rows < lm[8, 1])  # below the nose tip, above the chin
+    assert forehead.sum() > 200 and lower.sum() > 200, (forehead.sum(), lower.sum())
+    ratio = {t: luma[t][forehead].mean() / luma[t][lower].mean() for t in luma}
+    assert ratio[30.0] > 1.15 * ratio[0.0], ratio  # measured: 1.17 -> 1.50
+    background = mask == SegClass.BACKGROUND
+    assert np.abs(luma[30.0][background] - luma[0.0][background]).mean() < 1.0
+
+
 def test_face_metering_sees_where_the_light_comes_from(generator):
     """Against pixels: of the turns of the sunrise map, the one the face metering rates
     brightest renders a brighter face than the one it rates darkest (metering off); metering
